@@ -1,0 +1,146 @@
+"""Configuration: the packaged `refinedweb.yaml` (the paper's settings) merged with a user file and
+`--set a.b=value` overrides. Every key a user gives must exist in the packaged defaults, so a typo is
+an error naming the closest valid keys instead of a silently ignored setting."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+# Sections whose children are free-form mappings (keys are data, not settings).
+_FREE_FORM = {
+    ("repetition", "max_top_ngram_char_fraction"),
+    ("repetition", "max_duplicate_ngram_char_fraction"),
+}
+
+
+def packaged_config_path(name: str = "refinedweb.yaml") -> Path:
+    return Path(str(resources.files("refinedweb") / "configs" / name))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"config file {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must be a mapping of sections")
+    return data
+
+
+def _all_keys(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        path = prefix + (str(key),)
+        keys.append(".".join(path))
+        if isinstance(value, dict) and path not in _FREE_FORM:
+            keys.extend(_all_keys(value, path))
+    return keys
+
+
+def _unknown_key(dotted: str, defaults: dict[str, Any]) -> UserError:
+    valid = _all_keys(defaults)
+    close = difflib.get_close_matches(dotted, valid, n=3, cutoff=0.5)
+    if not close:  # a wrong section with a right leaf: compare leaves
+        leaf = dotted.rsplit(".", 1)[-1]
+        close = [k for k in valid if k.rsplit(".", 1)[-1] in difflib.get_close_matches(leaf, [v.rsplit(".", 1)[-1] for v in valid], n=3, cutoff=0.75)][:3]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return UserError(f"unknown config key '{dotted}'{hint}")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], defaults: dict[str, Any] | None, prefix: tuple[str, ...] = ()) -> None:
+    """Merge `override` into `base` in place, checking every key against `defaults`."""
+    for key, value in override.items():
+        key = str(key) if not isinstance(key, int) else key
+        path = prefix + (str(key),)
+        free = prefix in _FREE_FORM
+        if defaults is not None and not free and key not in defaults:
+            raise _unknown_key(".".join(path), _root_defaults())
+        default_value = defaults.get(key) if (defaults is not None and not free) else None
+        if isinstance(default_value, dict) and path not in _FREE_FORM:
+            if not isinstance(value, dict):
+                raise UserError(f"config key '{'.'.join(path)}' is a section; give it a mapping, not {type(value).__name__}")
+            base.setdefault(key, {})
+            _merge(base[key], value, default_value, path)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+_DEFAULTS_CACHE: dict[str, Any] | None = None
+
+
+def _root_defaults() -> dict[str, Any]:
+    global _DEFAULTS_CACHE
+    if _DEFAULTS_CACHE is None:
+        _DEFAULTS_CACHE = _read_yaml(packaged_config_path())
+    return _DEFAULTS_CACHE
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise UserError(f"--set takes KEY=VALUE, got '{item}'")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set has an empty key in '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise UserError(f"--set {key}: value '{raw}' is not valid YAML") from None
+    return key.split("."), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Defaults, then the file at `path` (if any), then each `--set` override, all validated."""
+    defaults = _root_defaults()
+    config = copy.deepcopy(defaults)
+    if path is not None:
+        user = _read_yaml(Path(path).expanduser())
+        if Path(path).resolve() != packaged_config_path().resolve():
+            _merge(config, user, defaults)
+    for item in overrides:
+        parts, value = parse_override(item)
+        nested: Any = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        _merge(config, nested, defaults)
+    _normalise(config)
+    return config
+
+
+def _normalise(config: dict[str, Any]) -> None:
+    rep = config["repetition"]
+    for key in ("max_top_ngram_char_fraction", "max_duplicate_ngram_char_fraction"):
+        try:
+            rep[key] = {int(n): float(v) for n, v in (rep.get(key) or {}).items()}
+        except (TypeError, ValueError):
+            raise UserError(f"config key 'repetition.{key}' must map n-gram sizes to fractions") from None
+    blocklist = config["url_filter"]["blocklist"]
+    if isinstance(blocklist, str):
+        config["url_filter"]["blocklist"] = [blocklist]
+    elif blocklist is None:
+        config["url_filter"]["blocklist"] = []
+
+
+def fingerprint(config: dict[str, Any], sections: tuple[str, ...] | None = None) -> str:
+    """Stable hash of the settings that change output (used to refuse mixing runs with different configs)."""
+    chosen = {k: v for k, v in config.items() if sections is None or k in sections}
+    blob = json.dumps(chosen, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
