@@ -134,9 +134,15 @@ def _normalise(config: dict[str, Any]) -> None:
             raise UserError(f"config key 'repetition.{key}' must map n-gram sizes to fractions") from None
     blocklist = config["url_filter"]["blocklist"]
     if isinstance(blocklist, str):
-        config["url_filter"]["blocklist"] = [blocklist]
-    elif blocklist is None:
-        config["url_filter"]["blocklist"] = []
+        blocklist = [blocklist]
+    config["url_filter"]["blocklist"] = [resolve_resource(p) for p in (blocklist or [])]
+
+
+def resolve_resource(value: str) -> str:
+    """`package:NAME` names a file bundled in refinedweb/resources; anything else is returned as is."""
+    if isinstance(value, str) and value.startswith("package:"):
+        return str(resources.files("refinedweb") / "resources" / value.removeprefix("package:"))
+    return value
 
 
 def fingerprint(config: dict[str, Any], sections: tuple[str, ...] | None = None) -> str:

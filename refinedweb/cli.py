@@ -1,0 +1,106 @@
+"""Command line: `refinedweb run|blocklist …`. User mistakes print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage + message by default)
+        self.exit(EXIT_USAGE, f"refinedweb: error: {message} (see --help)\n")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="refinedweb", description="RefinedWeb pipeline: CommonCrawl WARC -> filtered, deduplicated Parquet.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run pipeline stages over inputs")
+    run.add_argument("--config", help="YAML config (default: the packaged refinedweb.yaml, the paper's settings)")
+    run.add_argument("--stage", choices=["filter", "dedup", "all"], default="all")
+    run.add_argument("--input", nargs="+", required=True, metavar="URI", help="WARC/ARC files, directories or globs")
+    run.add_argument("--output", required=True, metavar="URI")
+    run.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
+    run.add_argument("--ray-address", help="address of an existing Ray cluster (default: embedded Ray)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="override a config key, e.g. --set langid.threshold=0.7 (repeatable)")
+    run.add_argument("--limit", type=_positive_int, help="take only the first N input files")
+
+    blocklist = sub.add_parser("blocklist", help="manage the URL blocklist")
+    bl_sub = blocklist.add_subparsers(dest="blocklist_command", required=True, parser_class=_Parser)
+    fetch = bl_sub.add_parser("fetch", help="download the UT1 blacklists into the cache (needs internet)")
+    fetch.add_argument("--dest", default="~/.cache/refinedweb/blocklists/ut1")
+    fetch.add_argument("--url", default=None, help="override the download URL")
+    return parser
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    workers = args.workers or cfg["run"]["workers"]
+    if args.stage in ("dedup",):
+        raise UserError("--stage dedup is not available yet in this build")
+    from .runtime.filter_job import run_filter_stage
+    from .stats import format_funnel
+
+    summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
+                               limit=args.limit, log=_log)
+    print(format_funnel(summary))
+    print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+    failed = [f for f in summary["files"] if f["status"] != "ok"]
+    if failed:
+        print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
+        for f in failed:
+            print(f"  {f['uri']}: {f['error']}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_blocklist(args) -> int:
+    from .stages.blocklist import fetch_ut1
+
+    kwargs = {"url": args.url} if args.url else {}
+    path = fetch_ut1(os.path.expanduser(args.dest), **kwargs)
+    print(f"UT1 blocklist saved to {path}")
+    return EXIT_OK
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "blocklist":
+            return _cmd_blocklist(args)
+    except UserError as exc:
+        print(f"refinedweb: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("refinedweb: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The filter stage for one input file: read → URL filter → extract → language ID → repetition →
+quality → line-wise corrections → token count → Parquet. One streaming pass, no Ray here: the Ray
+layer (`runtime/ray_runner.py`) calls `filter_file` in a task per input file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from ..documents import Document, Drop
+from ..io.inputs import open_input
+from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardWriter
+from ..io.storage import open_storage, safe_name
+from ..stages.extract import ExtractConfig, Extractor
+from ..stages.langid import LangIdConfig, LanguageIdentifier
+from ..stages.line_filter import LineFilterConfig, correct_lines
+from ..stages.quality import QualityConfig, check_quality
+from ..stages.read import Page, ReadConfig, Skip, iter_pages
+from ..stages.repetition import RepetitionConfig, check_repetition
+from ..stages.tokens import count_tokens
+from ..stages.url_filter import UrlFilter, UrlFilterConfig
+from ..stats import FileAccount
+
+FILTERED_DIR = "filtered"
+DROPPED_DIR = "dropped"
+
+
+@dataclass
+class DocumentStages:
+    """The configured per-document stages, built once per worker process and reused for every file."""
+
+    read: ReadConfig
+    url_filter: UrlFilter | None
+    extractor: Extractor
+    langid: LanguageIdentifier
+    repetition: RepetitionConfig | None
+    quality: QualityConfig | None
+    line_filter: LineFilterConfig | None
+    token_encoding: str | None
+
+    @classmethod
+    def build(cls, cfg: dict[str, Any], blocklist=None) -> "DocumentStages":
+        url_cfg = cfg["url_filter"]
+        return cls(
+            read=ReadConfig.from_config(cfg["read"]),
+            url_filter=UrlFilter(UrlFilterConfig.from_config(url_cfg), blocklist) if url_cfg["enabled"] else None,
+            extractor=Extractor(ExtractConfig.from_config(cfg["extract"])),
+            langid=LanguageIdentifier(LangIdConfig.from_config(cfg["langid"])),
+            repetition=RepetitionConfig.from_config(cfg["repetition"]) if cfg["repetition"]["enabled"] else None,
+            quality=QualityConfig.from_config(cfg["quality"]) if cfg["quality"]["enabled"] else None,
+            line_filter=LineFilterConfig.from_config(cfg["line_filter"]) if cfg["line_filter"]["enabled"] else None,
+            token_encoding=cfg["tokens"]["encoding"] if cfg["tokens"]["enabled"] else None,
+        )
+
+    def process(self, page: Page, doc: Document, account: FileAccount) -> Drop | None:
+        """Run the document stages on one page; returns the Drop that removed it, or None if kept.
+
+        An exception inside a stage is counted as an error of that stage (and the document leaves),
+        never propagated: one bad page must not cost the rest of the file.
+        """
+        clock = time.perf_counter
+        stage = "url_filter"
+        try:
+            t0 = clock()
+            if self.url_filter is not None:
+                account.enter(stage)
+                reason = self.url_filter.check(page.url)
+                if reason:
+                    account.drop(stage, reason, clock() - t0)
+                    return Drop(stage, reason)
+                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
+
+            stage = "extract"
+            account.enter(stage)
+            text, drop = self.extractor(page.html)
+            page.html = ""
+            if drop:
+                account.drop(stage, drop.reason, clock() - t0)
+                return drop
+            doc.text = text
+            t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
+
+            stage = "langid"
+            account.enter(stage)
+            doc.language, doc.language_score, drop = self.langid(text)
+            if drop:
+                account.drop(stage, drop.reason, clock() - t0)
+                return drop
+            t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
+
+            stage = "repetition"
+            if self.repetition is not None:
+                account.enter(stage)
+                reason = check_repetition(text, self.repetition)
+                if reason:
+                    account.drop(stage, reason, clock() - t0)
+                    return Drop(stage, reason)
+                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
+
+            stage = "quality"
+            if self.quality is not None:
+                account.enter(stage)
+                reason = check_quality(text, self.quality)
+                if reason:
+                    account.drop(stage, reason, clock() - t0)
+                    return Drop(stage, reason)
+                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
+
+            stage = "line_filter"
+            if self.line_filter is not None:
+                account.enter(stage)
+                text, reason, removed_words = correct_lines(text, self.line_filter)
+                if reason:
+                    account.drop(stage, reason, clock() - t0)
+                    return Drop(stage, reason)
+                if not text.strip():
+                    account.drop(stage, "empty", clock() - t0)
+                    return Drop(stage, "empty")
+                doc.text = text
+                doc.signals["line_filter_removed_words"] = removed_words
+                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
+
+            stage = "tokens"
+            account.enter(stage)
+            if self.token_encoding:
+                doc.token_count = count_tokens(doc.text, self.token_encoding)
+            account.keep(stage, clock() - t0)
+            account.stages[stage]["chars_out"] += len(doc.text)
+            return None
+        except Exception as exc:  # counted, never fatal for the file
+            account.error(stage, exc)
+            return Drop(stage, f"error:{type(exc).__name__}")
+
+
+def shard_prefix(uri: str) -> str:
+    """Deterministic, collision-free shard name prefix for an input: readable stem + hash of the URI."""
+    name = PurePosixPath(uri.split("?", 1)[0]).name
+    for ext in (".gz", ".warc", ".arc"):
+        name = name.removesuffix(ext)
+    digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:10]
+    return f"{safe_name(name, 60)}-{digest}"
+
+
+def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStages) -> dict[str, Any]:
+    """Process one input file end to end and return its accounting (a dict for stats.json)."""
+    account = FileAccount(uri)
+    storage = open_storage(output)
+    out_cfg = cfg["output"]
+    by_language = bool(cfg["langid"]["partition_by_language"])
+    prefix = shard_prefix(uri)
+    writers: dict[str, ShardWriter] = {}
+
+    def writer_for(folder: str, schema) -> ShardWriter:
+        if folder not in writers:
+            writers[folder] = ShardWriter(storage, folder, prefix, schema,
+                                          compression=out_cfg["compression"],
+                                          compression_level=out_cfg["compression_level"],
+                                          max_rows_per_shard=int(out_cfg["max_rows_per_shard"]))
+        return writers[folder]
+
+    write_dropped = bool(out_cfg["write_dropped"])
+    status, error = "ok", None
+    try:
+        with open_input(uri) as stream:
+            for item in iter_pages(stream, stages.read):
+                if isinstance(item, Skip):
+                    if not item.counts_as_record:
+                        account.notes[item.reason] += 1
+                        continue
+                    account.records += 1
+                    account.enter("read")
+                    account.drop("read", item.reason)
+                    if write_dropped:
+                        writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
+                            {"id": item.record_id, "url": item.url, "source": uri, "stage": "read",
+                             "reason": item.reason, "text": ""})
+                    continue
+                account.records += 1
+                account.enter("read")
+                account.keep("read", 0.0)
+                account.bytes_in += item.raw_bytes
+                if item.truncated:
+                    account.notes["truncated_record"] += 1
+                doc = Document(id=item.record_id, url=item.url, source=uri, date=item.date)
+                drop = stages.process(item, doc, account)
+                if drop is None:
+                    account.kept += 1
+                    account.tokens += doc.token_count
+                    folder = f"{FILTERED_DIR}/lang={safe_name(doc.language)}" if by_language else FILTERED_DIR
+                    writer_for(folder, DOCUMENT_SCHEMA).add(
+                        {"id": doc.id, "url": doc.url, "text": doc.text, "source": uri, "date": doc.date,
+                         "language": doc.language, "language_score": doc.language_score,
+                         "token_count": doc.token_count})
+                elif write_dropped:
+                    writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
+                        {"id": doc.id, "url": doc.url, "source": uri, "stage": drop.stage,
+                         "reason": drop.reason, "text": doc.text})
+        for writer in writers.values():
+            account.shards.extend(writer.close())
+    except Exception as exc:
+        for writer in writers.values():
+            writer.abort()
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    return account.to_dict(status, error)

@@ -1,0 +1,124 @@
+"""The only module that knows Ray: runs the per-file filter pass as Ray tasks.
+
+Embedded Ray by default (`ray.init` with `workers` CPUs, shut down at the end); an existing cluster
+with `ray_address`. The URL blocklist is loaded once on the driver and put in the object store: its
+numpy arrays are shared read-only by all workers of a node instead of being loaded per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable
+
+from ..config import fingerprint
+from .filter_pass import DocumentStages, filter_file
+
+_STAGES_CACHE: dict[str, DocumentStages] = {}
+
+
+def _stages_for(cfg: dict[str, Any], blocklist) -> DocumentStages:
+    """Per worker process: build the stages (models, compiled patterns) once per config."""
+    key = fingerprint(cfg)
+    if key not in _STAGES_CACHE:
+        _STAGES_CACHE.clear()
+        _STAGES_CACHE[key] = DocumentStages.build(cfg, blocklist)
+    return _STAGES_CACHE[key]
+
+
+def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist) -> dict[str, Any]:
+    return filter_file(uri, cfg, output, _stages_for(cfg, blocklist))
+
+
+class RayRuntime:
+    """Context manager: connects to (or starts) Ray and knows how many tasks to keep in flight."""
+
+    def __init__(self, workers: int | None, address: str | None, object_store_bytes: int | None = None):
+        self.workers = workers
+        self.address = address
+        self.object_store_bytes = object_store_bytes
+        self.started_here = False
+
+    def __enter__(self) -> "RayRuntime":
+        import ray
+
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
+                                  "include_dashboard": False}
+        if ray.is_initialized():
+            pass
+        elif self.address:
+            ray.init(address=self.address, logging_level=logging.WARNING)
+        else:
+            if self.object_store_bytes:
+                kwargs["object_store_memory"] = self.object_store_bytes
+            ray.init(num_cpus=self.workers or os.cpu_count() or 1, **kwargs)
+            self.started_here = True
+        cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.slots = max(1, min(self.workers or cluster_cpus, cluster_cpus) if self.address else (self.workers or cluster_cpus))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.started_here:
+            import ray
+
+            ray.shutdown()
+
+    def map_files(self, uris: list[str], cfg: dict[str, Any], output: str, blocklist,
+                  on_result: Callable[[dict[str, Any]], None]) -> None:
+        """Run the filter pass over `uris`, at most 2 × slots tasks in flight; results as they finish."""
+        import ray
+
+        task = ray.remote(num_cpus=1, max_retries=int(cfg["run"]["max_retries"]), retry_exceptions=False)(_filter_task)
+        blocklist_ref = ray.put(blocklist)
+        cfg_ref = ray.put(cfg)
+        pending: dict[Any, str] = {}
+        queue = list(uris)
+        while queue or pending:
+            while queue and len(pending) < 2 * self.slots:
+                uri = queue.pop(0)
+                pending[task.remote(uri, cfg_ref, output, blocklist_ref)] = uri
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in done:
+                uri = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # the task itself died (retries exhausted) or raised
+                    result = {"uri": uri, "status": "failed", "error": _short_error(exc), "records": 0, "kept": 0,
+                              "dropped": {}, "errors": {}, "notes": {}, "reconciled": False, "tokens": 0,
+                              "bytes_in": 0, "seconds": 0.0, "shards": [], "stages": {}}
+                on_result(result)
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:500]
+
+
+class Progress:
+    """Driver-side progress: files done / total, documents, docs/s, ETA, logged every few seconds."""
+
+    def __init__(self, total_files: int, every_seconds: float, log: Callable[[str], None]):
+        self.total = total_files
+        self.every = every_seconds
+        self.log = log
+        self.started = time.time()
+        self.last = 0.0
+        self.files = 0
+        self.records = 0
+        self.kept = 0
+
+    def update(self, result: dict[str, Any]) -> None:
+        self.files += 1
+        self.records += result.get("records", 0)
+        self.kept += result.get("kept", 0)
+        now = time.time()
+        if now - self.last >= self.every or self.files == self.total:
+            self.last = now
+            elapsed = max(now - self.started, 1e-9)
+            rate = self.records / elapsed
+            eta = (self.total - self.files) * elapsed / self.files if self.files else 0
+            self.log(f"[filter] files {self.files}/{self.total}  records {self.records:,}  kept {self.kept:,}"
+                     f"  {rate:,.0f} records/s  ETA {eta:,.0f}s")

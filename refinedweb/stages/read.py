@@ -1,0 +1,186 @@
+"""Read: stream WARC / ARC records and yield HTML responses as decoded documents (RW §3.1).
+
+Never holds a whole file in memory: records are parsed one at a time from a stream. Every record read
+is reported to the caller, either as a `Page` (an HTML response to process) or as a `Skip` with a
+reason, so that records read = kept + dropped + errors can be checked per input file.
+A truncated or corrupt gzip stream ends the file with what was read so far and one `Skip`
+(`truncated_input`), instead of failing the task.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+import charset_normalizer
+
+
+@dataclass(frozen=True, slots=True)
+class ReadConfig:
+    content_types: tuple[str, ...]
+    max_body_bytes: int
+    sniff_html: bool
+
+    @classmethod
+    def from_config(cls, section: dict) -> "ReadConfig":
+        return cls(
+            content_types=tuple(t.lower() for t in section["content_types"]),
+            max_body_bytes=int(section["max_body_bytes"]),
+            sniff_html=bool(section["sniff_html"]),
+        )
+
+
+@dataclass(slots=True)
+class Page:
+    record_id: str
+    url: str
+    date: str
+    html: str
+    charset: str
+    raw_bytes: int
+    truncated: bool = False   # the record's body ended before its Content-Length (clipped file)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: str            # record_<type> | no_http_headers | http_status | not_html | body_too_large | empty_body | truncated_input | bad_record
+    record_id: str = ""
+    url: str = ""
+    counts_as_record: bool = True   # False for `truncated_input`, which is not a record of its own
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]+)""", re.IGNORECASE)
+_HTML_SNIFF = re.compile(rb"<(!doctype\s+html|html|head|body|title|div|p)[\s>]", re.IGNORECASE)
+_SINGLE_BYTE_LATIN = {"latin-1", "iso8859-1", "cp1252", "ascii", "iso8859-15"}
+
+
+def _canonical_codec(name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "ignore")
+    try:
+        return codecs.lookup(name.strip().strip("\"'")).name
+    except (LookupError, ValueError):
+        return None
+
+
+def _header_charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            return value
+    return None
+
+
+def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
+    """Decode an HTML body: the HTTP header's charset, then `<meta>`, then detection.
+
+    A declared charset that does not decode the bytes is ignored, never a reason to drop the page.
+    Bytes that are valid UTF-8 but declared as a single-byte Latin charset are read as UTF-8 (a common
+    server misconfiguration; random Latin-1 text with high bytes is almost never valid UTF-8).
+    """
+    candidates: list[str] = []
+    for declared in (_header_charset(content_type), None):
+        codec = _canonical_codec(declared)
+        if codec:
+            candidates.append(codec)
+    match = _META_CHARSET.search(body, 0, 4096)
+    if match:
+        codec = _canonical_codec(match.group(1))
+        if codec:
+            candidates.append(codec)
+    for codec in candidates:
+        if codec in _SINGLE_BYTE_LATIN and not body.isascii():
+            try:
+                return body.decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                pass
+        try:
+            return body.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            continue
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = charset_normalizer.from_bytes(body[:65536]).best()
+    codec = _canonical_codec(best.encoding) if best is not None else None
+    if codec:
+        return body.decode(codec, errors="replace"), codec
+    return body.decode("utf-8", errors="replace"), "utf-8-replace"
+
+
+def _is_html(content_type: str, body_start: bytes, cfg: ReadConfig) -> bool:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime in cfg.content_types:
+        return True
+    if cfg.sniff_html and mime in ("", "unknown", "application/octet-stream", "text/plain"):
+        return bool(_HTML_SNIFF.search(body_start[:2048]))
+    return False
+
+
+def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
+    """Yield one item per record of `stream` (a WARC, WARC.gz or ARC(.gz) byte stream)."""
+    try:
+        iterator = ArchiveIterator(stream, arc2warc=True, check_digests=False)
+        records = iter(iterator)
+    except ArchiveLoadFailed:
+        yield Skip("truncated_input", counts_as_record=False)
+        return
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError) as exc:
+            yield Skip("truncated_input", reason_detail(exc), counts_as_record=False)
+            return
+        try:
+            item = _page_from_record(record, cfg)
+        except (EOFError, zlib.error, OSError, ValueError) as exc:
+            # The record's own body is cut off (e.g. the last member of a clipped gzip).
+            yield Skip("bad_record", reason_detail(exc))
+            return
+        yield item
+
+
+def reason_detail(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _page_from_record(record, cfg: ReadConfig) -> Page | Skip:
+    headers = record.rec_headers
+    record_id = headers.get_header("WARC-Record-ID") or ""
+    url = headers.get_header("WARC-Target-URI") or ""
+    if record.rec_type != "response":
+        return Skip(f"record_{record.rec_type or 'unknown'}", record_id, url)
+    http = record.http_headers
+    if http is None:
+        return Skip("no_http_headers", record_id, url)
+    status = http.get_statuscode() or ""
+    if not status.startswith("2"):
+        return Skip("http_status", record_id, url)
+    content_type = http.get_header("Content-Type") or ""
+    stream = record.content_stream()
+    body = stream.read(cfg.max_body_bytes + 1)
+    if len(body) > cfg.max_body_bytes:
+        # drain without keeping: the iterator needs the stream consumed
+        while stream.read(1 << 20):
+            pass
+        return Skip("body_too_large", record_id, url)
+    if not body.strip():
+        return Skip("empty_body", record_id, url)
+    if not _is_html(content_type, body, cfg):
+        return Skip("not_html", record_id, url)
+    truncated = getattr(record.raw_stream, "limit", 0) > 0
+    html, charset = decode_html(body, content_type)
+    date = headers.get_header("WARC-Date") or ""
+    return Page(record_id=record_id, url=url, date=date, html=html, charset=charset, raw_bytes=len(body),
+                truncated=truncated)
