@@ -146,6 +146,7 @@ def iter_trafilatura_eval(data: Path):
     eval_path = root / "evaldata.json"
     if eval_path.exists():
         for key, entry in json.loads(eval_path.read_text(encoding="utf-8")).items():
+            key = key.strip().replace(" ", "%20")  # a few keys end in / contain a space
             if key.startswith(("http://", "https://")) and entry.get("file"):
                 urls.setdefault(entry["file"], key)
     for path in sorted((root / "html").glob("*.html.gz")):
@@ -224,13 +225,22 @@ def copied_response(writer: WARCWriter, rec, body: bytes, index: int):
         )
 
     headers = []
+    length_ok = False
     for name, value in rec.http_headers.headers:
         low = name.lower()
-        if low in ("transfer-encoding", "content-encoding", "content-length"):
+        if low in ("transfer-encoding", "content-encoding"):
+            # content_stream() decoded the body: keep the header for the record only
             headers.append((f"X-Crawler-{name}", value))
+        elif low == "content-length":
+            if value.strip() == str(len(body)) and not length_ok:
+                headers.append((name, value))
+                length_ok = True
+            else:
+                headers.append((f"X-Crawler-{name}", value))
         else:
             headers.append((name, value))
-    headers.append(("Content-Length", str(len(body))))
+    if not length_ok:
+        headers.append(("Content-Length", str(len(body))))
     http_headers = StatusAndHeaders(
         rec.http_headers.statusline, headers, protocol=rec.http_headers.protocol or "HTTP/1.0"
     )

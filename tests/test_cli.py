@@ -1,0 +1,138 @@
+"""CLI contract: one-line user errors with exit 2, and an end-to-end run on real WARCs with embedded Ray."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import REPO, SAMPLES, shared
+
+CLI = [sys.executable, "-m", "refinedweb"]
+
+
+def run_cli(*args, timeout=600, env=None):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--input", "nope.warc.gz", "--output", "out"], "input not found: nope.warc.gz"),
+    (["run", "--input", "x/*.warc.gz", "--output", "out"], "input glob matches no files"),
+    (["run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", "out", "--set", "langid.treshold=1"],
+     "did you mean langid.threshold"),
+    (["run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", "out", "--config", "missing.yaml"],
+     "config file not found"),
+    (["run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", "out", "--workers", "0"],
+     "expected a number >= 1"),
+    (["run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", "out", "--stage", "nope"],
+     "invalid choice"),
+    (["run", "--input", "s3x://bucket/key", "--output", "out"], "unsupported input URI scheme"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_user_errors_are_one_line_exit_2(args, message, tmp_path):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_blocklist_fails_with_a_hint(tmp_path):
+    result = run_cli("run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", str(tmp_path),
+                     "--set", f"url_filter.blocklist={tmp_path}/absent.tar.gz")
+    assert result.returncode == 2
+    assert "refinedweb blocklist fetch" in result.stderr and "[]" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory):
+    """One real run: 2 Ray workers over the bundled sample WARCs plus the clipped one, with the full
+    shared 4.6M-domain blocklist when present (else the bundled demo list)."""
+    out = tmp_path_factory.mktemp("e2e")
+    inputs = [str(p) for p in sorted(SAMPLES.glob("*.warc.gz"))]
+    clipped = REPO.parent / "shared" / "data" / "warc" / "resiliparse_clipped.warc.gz"
+    if clipped.exists():
+        inputs.append(str(clipped))
+    full = REPO.parent / "shared" / "data" / "blocklists" / "datatrove_fineweb" / "url_filterblacklistsv0_3_0.tar.gz"
+    blocklist = str(full) if full.exists() else "package:demo_blocklist.txt"
+    result = run_cli("run", "--stage", "filter", "--workers", "2", "--input", *inputs, "--output", str(out),
+                     "--set", f"url_filter.blocklist=[{blocklist}]", "--set", "output.write_dropped=true")
+    return out, inputs, result
+
+
+def test_e2e_exit_and_funnel(e2e_run):
+    out, inputs, result = e2e_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage in ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens"):
+        assert stage in result.stdout
+    assert "reconciled" in result.stdout and "NOT reconciled" not in result.stdout
+    assert f"{out}/filtered" in result.stdout
+
+
+def test_e2e_schema_and_content(e2e_run):
+    out, inputs, _ = e2e_run
+    table = ds.dataset(str(out / "filtered"), format="parquet", exclude_invalid_files=True).to_table()
+    for name in ("id", "url", "text", "source", "date", "language", "language_score", "token_count"):
+        assert name in table.column_names
+    rows = table.to_pylist()
+    assert len(rows) > 20
+    assert all(r["language"] == "en" and r["language_score"] >= 0.65 for r in rows)
+    assert all(r["token_count"] > 0 and r["text"] for r in rows)
+    assert all(r["id"].startswith("<urn:uuid:") for r in rows)
+    assert all("://" not in r["text"] for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert {r["source"] for r in rows} <= set(inputs)
+    meta = pq.ParquetFile(next((out / "filtered").glob("*.parquet"))).metadata
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_e2e_stats_reconcile_per_file(e2e_run):
+    out, inputs, _ = e2e_run
+    stats = json.loads((out / "filtered" / "stats.json").read_text())
+    assert len(stats["files"]) == len(inputs)
+    for f in stats["files"]:
+        assert f["status"] == "ok"
+        assert f["records"] == f["kept"] + sum(f["dropped"].values()) + sum(f["errors"].values()), f["uri"]
+    totals = stats["totals"]
+    assert totals["reconciled"] and totals["records"] > 1000
+    stages = stats["stages"]
+    # each stage's input is the previous stage's output
+    order = ["read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens"]
+    for before, after in zip(order, order[1:]):
+        assert stages[after]["docs_in"] == stages[before]["kept"], (before, after)
+    for st in stages.values():
+        assert st["docs_in"] == st["kept"] + sum(st["dropped"].values()) + sum(st["errors"].values())
+    assert stages["tokens"]["kept"] == totals["kept"]
+    assert [row["stage"] for row in stats["funnel"]][:2] == ["records", "read"]
+    clipped = [f for f in stats["files"] if f["uri"].endswith("resiliparse_clipped.warc.gz")]
+    if clipped:
+        assert clipped[0]["notes"].get("truncated_record") == 1
+
+
+def test_e2e_dropped_documents_are_auditable(e2e_run):
+    out, _, _ = e2e_run
+    dropped = ds.dataset(str(out / "dropped"), format="parquet").to_table().to_pylist()
+    stats = json.loads((out / "filtered" / "stats.json").read_text())
+    assert len(dropped) == stats["totals"]["dropped"] + stats["totals"]["errors"]
+    assert {"read", "extract", "langid"} <= {d["stage"] for d in dropped}
+
+
+def test_rerun_replaces_instead_of_duplicating(tmp_path):
+    sample = str(SAMPLES / "dolma_sample-0000.warc.gz")
+    args = ["run", "--stage", "filter", "--workers", "1", "--input", sample, "--output", str(tmp_path),
+            "--set", "url_filter.blocklist=[package:demo_blocklist.txt]"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "filtered").glob("*.parquet"))
+    rows = ds.dataset(str(tmp_path / "filtered"), format="parquet", exclude_invalid_files=True).count_rows()
+    second = run_cli(*args)
+    assert second.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "filtered").glob("*.parquet")) == names
+    assert ds.dataset(str(tmp_path / "filtered"), format="parquet", exclude_invalid_files=True).count_rows() == rows
+    assert not list((tmp_path / "filtered").glob(".*tmp"))

@@ -1,0 +1,71 @@
+import pytest
+
+from refinedweb.config import load_config, packaged_config_path
+from refinedweb.errors import UserError
+
+
+def test_defaults_mirror_the_paper():
+    cfg = load_config()
+    assert cfg["langid"]["threshold"] == 0.65
+    assert cfg["langid"]["languages"] == ["en"]
+    assert cfg["repetition"]["max_duplicate_line_fraction"] == 0.30
+    assert cfg["repetition"]["max_top_ngram_char_fraction"] == {2: 0.20, 3: 0.18, 4: 0.16}
+    assert cfg["repetition"]["max_duplicate_ngram_char_fraction"][10] == 0.10
+    assert cfg["quality"]["min_words"] == 50 and cfg["quality"]["max_words"] == 100_000
+    assert cfg["line_filter"]["max_removed_words_fraction"] == 0.05
+
+
+def test_every_paper_threshold_names_its_source():
+    text = packaged_config_path().read_text()
+    for key in ("max_duplicate_line_fraction", "max_top_ngram_char_fraction", "min_words", "max_symbol_word_ratio",
+                "threshold: 0.65", "max_removed_words_fraction"):
+        line = next(l for l in text.splitlines() if key in l)
+        section_comment = text[: text.index(line)].rsplit("\n\n", 1)[-1]
+        assert ("Gopher" in line or "RW" in line or "Gopher" in section_comment or "RW" in section_comment), key
+
+
+def test_set_overrides_parse_yaml_values():
+    cfg = load_config(overrides=["langid.threshold=0.7", "langid.languages=[de, fr]", "output.write_dropped=true",
+                                 "repetition.max_top_ngram_char_fraction={2: 0.25}"])
+    assert cfg["langid"]["threshold"] == 0.7
+    assert cfg["langid"]["languages"] == ["de", "fr"]
+    assert cfg["output"]["write_dropped"] is True
+    assert cfg["repetition"]["max_top_ngram_char_fraction"][2] == 0.25
+
+
+def test_unknown_key_names_closest_valid_keys():
+    with pytest.raises(UserError) as err:
+        load_config(overrides=["langid.treshold=0.7"])
+    assert "unknown config key 'langid.treshold'" in str(err.value)
+    assert "langid.threshold" in str(err.value)
+
+
+def test_unknown_section_in_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("langidd:\n  threshold: 0.5\n")
+    with pytest.raises(UserError, match="langid"):
+        load_config(path)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("langid: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        load_config(overrides=["langid.threshold"])
+
+
+def test_section_needs_mapping():
+    with pytest.raises(UserError, match="is a section"):
+        load_config(overrides=["langid=5"])
+
+
+def test_package_resource_paths_resolve():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    (blocklist,) = cfg["url_filter"]["blocklist"]
+    assert blocklist.endswith("demo_blocklist.txt") and Path(blocklist).is_file()

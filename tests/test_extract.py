@@ -1,0 +1,88 @@
+import gzip
+import json
+import time
+
+import pytest
+
+from refinedweb.evaluation import f1_from_counts, shingle_tp_fp_fn
+from refinedweb.stages.extract import ExtractConfig, Extractor, clean_text, time_limit, ExtractTimeout
+from refinedweb.stages.read import decode_html
+
+from .conftest import shared
+
+ARTICLE = """<html><head><title>River restoration</title></head><body>
+<nav><a href="/">Home</a> | <a href="/news">News</a></nav>
+<article><h1>How a small town restored its river</h1>
+<p>For decades the river that runs through the town was little more than a concrete channel. Floods came every
+spring, and the fish had long since disappeared from its waters.</p>
+<p>In 2015 the council decided to try something different. Engineers removed the concrete banks, planted willows
+along the water and let the river find its own course through the meadows again.</p>
+<p>Five years later, trout have returned and the floods are smaller, because the meadows hold the water that used
+to rush through the town centre. More details are at https://example.org/river-report and www.example.org/data.</p>
+</article>
+<footer>Copyright 2020 Town Gazette. All rights reserved.</footer>
+<div class="comments"><p>Great article! I remember fishing there as a child.</p></div>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def extractor(paper_config):
+    return Extractor(ExtractConfig.from_config(paper_config["extract"]))
+
+
+def test_main_content_without_boilerplate_or_urls(extractor):
+    text, drop = extractor(ARTICLE)
+    assert drop is None
+    assert "Engineers removed the concrete banks" in text
+    assert "trout have returned" in text
+    assert "All rights reserved" not in text and "Home" not in text.split("\n")[0]
+    assert "I remember fishing there" not in text   # comments excluded
+    assert "https://" not in text and "www.example.org" not in text
+
+
+def test_clean_text_newlines_and_urls():
+    assert clean_text("a\n\n\n\nb\n\nc") == "a\n\nb\n\nc"
+    assert clean_text("see http://x.org/a?b=c now") == "see now"
+    assert clean_text("visit www.example.com, please") == "visit please" or clean_text("visit www.example.com, please") == "visit , please".replace(" ,", ",")
+    assert clean_text("keep http://x.org", remove_urls=False) == "keep http://x.org"
+
+
+def test_empty_page_is_dropped(extractor):
+    text, drop = extractor("<html><body><script>var a = 1;</script></body></html>")
+    assert text == "" and drop.stage == "extract" and drop.reason == "empty"
+
+
+def test_time_limit_interrupts_without_a_process():
+    start = time.perf_counter()
+    with pytest.raises(ExtractTimeout):
+        with time_limit(0.2):
+            while True:
+                sum(range(1000))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_timeout_is_counted(paper_config):
+    cfg = ExtractConfig.from_config({**paper_config["extract"], "timeout_seconds": 0.001})
+    big = "<html><body>" + "".join(f"<div><p>paragraph {i} with some words in it</p></div>" for i in range(20000)) + "</body></html>"
+    text, drop = Extractor(cfg)(big)
+    assert drop is not None and drop.reason == "timeout"
+
+
+def test_article_extraction_benchmark_f1(extractor):
+    """Mean F1 against the gold bodies of the scrapinghub article-extraction benchmark (181 pages)."""
+    root = shared("extraction", "scrapinghub_aeb")
+    truth = json.loads((root / "ground-truth.json").read_text())
+    counts = []
+    for key, gold in truth.items():
+        html, _ = decode_html(gzip.decompress((root / "html" / f"{key}.html.gz").read_bytes()), "")
+        text, _ = extractor(html)
+        counts.append(shingle_tp_fp_fn(gold["articleBody"], text))
+    scores = f1_from_counts(counts)
+    print("AEB", scores)
+    assert scores["f1"] >= 0.93
+
+
+def test_f1_metric_on_known_cases():
+    assert f1_from_counts([shingle_tp_fp_fn("a b c d e", "a b c d e")])["f1"] == 1.0
+    tp, fp, fn = shingle_tp_fp_fn("one two three four five six", "one two three four")
+    assert (tp, fp, fn) == (1 / 3, 0.0, 2 / 3)
