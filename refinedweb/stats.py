@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 # The document stages in pipeline order (RW §3.1-3.2 "Macrodata Refinement").
-FILTER_STAGES = ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens")
+FILTER_STAGES = ("read", "url_filter", "pre_langid", "extract", "langid", "repetition", "quality", "line_filter", "tokens")
 
 
 def new_stage_stats() -> dict[str, Any]:

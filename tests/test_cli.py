@@ -69,7 +69,7 @@ def e2e_run(tmp_path_factory):
 def test_e2e_exit_and_funnel(e2e_run):
     out, inputs, result = e2e_run
     assert result.returncode == 0, result.stderr[-3000:]
-    for stage in ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens"):
+    for stage in ("read", "url_filter", "pre_langid", "extract", "langid", "repetition", "quality", "line_filter", "tokens"):
         assert stage in result.stdout
     assert "reconciled" in result.stdout and "NOT reconciled" not in result.stdout
     assert f"{out}/filtered" in result.stdout
@@ -103,7 +103,7 @@ def test_e2e_stats_reconcile_per_file(e2e_run):
     assert totals["reconciled"] and totals["records"] > 1000
     stages = stats["stages"]
     # each stage's input is the previous stage's output
-    order = ["read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens"]
+    order = ["read", "url_filter", "pre_langid", "extract", "langid", "repetition", "quality", "line_filter", "tokens"]
     for before, after in zip(order, order[1:]):
         assert stages[after]["docs_in"] == stages[before]["kept"], (before, after)
     for st in stages.values():

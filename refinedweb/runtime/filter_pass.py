@@ -9,14 +9,14 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from ..documents import Document, Drop
 from ..io.inputs import open_input
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardWriter
 from ..io.storage import open_storage, safe_name
 from ..stages.extract import ExtractConfig, Extractor
-from ..stages.langid import LangIdConfig, LanguageIdentifier
+from ..stages.langid import LangIdConfig, LanguageIdentifier, PreExtractionCheck
 from ..stages.line_filter import LineFilterConfig, correct_lines
 from ..stages.quality import QualityConfig, check_quality
 from ..stages.read import Page, ReadConfig, Skip, iter_pages
@@ -37,6 +37,7 @@ class DocumentStages:
     url_filter: UrlFilter | None
     extractor: Extractor
     langid: LanguageIdentifier
+    pre_langid: PreExtractionCheck | None
     repetition: RepetitionConfig | None
     quality: QualityConfig | None
     line_filter: LineFilterConfig | None
@@ -45,95 +46,94 @@ class DocumentStages:
     @classmethod
     def build(cls, cfg: dict[str, Any], blocklist=None) -> "DocumentStages":
         url_cfg = cfg["url_filter"]
+        identifier = LanguageIdentifier(LangIdConfig.from_config(cfg["langid"]))
         return cls(
             read=ReadConfig.from_config(cfg["read"]),
             url_filter=UrlFilter(UrlFilterConfig.from_config(url_cfg), blocklist) if url_cfg["enabled"] else None,
             extractor=Extractor(ExtractConfig.from_config(cfg["extract"])),
-            langid=LanguageIdentifier(LangIdConfig.from_config(cfg["langid"])),
+            langid=identifier,
+            pre_langid=PreExtractionCheck.maybe(identifier),
             repetition=RepetitionConfig.from_config(cfg["repetition"]) if cfg["repetition"]["enabled"] else None,
             quality=QualityConfig.from_config(cfg["quality"]) if cfg["quality"]["enabled"] else None,
             line_filter=LineFilterConfig.from_config(cfg["line_filter"]) if cfg["line_filter"]["enabled"] else None,
             token_encoding=cfg["tokens"]["encoding"] if cfg["tokens"]["enabled"] else None,
         )
 
+    def steps(self) -> list[tuple[str, Callable[[Page, Document], str | None] | None]]:
+        """(stage, step) in pipeline order; a step returns a drop reason or None; None = stage disabled."""
+        return [
+            ("url_filter", self._url_filter if self.url_filter is not None else None),
+            ("pre_langid", self._pre_langid if self.pre_langid is not None else None),
+            ("extract", self._extract),
+            ("langid", self._langid),
+            ("repetition", self._repetition if self.repetition is not None else None),
+            ("quality", self._quality if self.quality is not None else None),
+            ("line_filter", self._line_filter if self.line_filter is not None else None),
+            ("tokens", self._tokens),
+        ]
+
+    def _url_filter(self, page: Page, doc: Document) -> str | None:
+        return self.url_filter.check(page.url)
+
+    def _pre_langid(self, page: Page, doc: Document) -> str | None:
+        drop = self.pre_langid(page.html)
+        return drop.reason if drop else None
+
+    def _extract(self, page: Page, doc: Document) -> str | None:
+        doc.text, drop = self.extractor(page.html)
+        page.html = ""   # the HTML is not needed any more: free it early
+        return drop.reason if drop else None
+
+    def _langid(self, page: Page, doc: Document) -> str | None:
+        doc.language, doc.language_score, drop = self.langid(doc.text)
+        return drop.reason if drop else None
+
+    def _repetition(self, page: Page, doc: Document) -> str | None:
+        return check_repetition(doc.text, self.repetition)
+
+    def _quality(self, page: Page, doc: Document) -> str | None:
+        return check_quality(doc.text, self.quality)
+
+    def _line_filter(self, page: Page, doc: Document) -> str | None:
+        text, reason, _removed_words = correct_lines(doc.text, self.line_filter)
+        if reason:
+            return reason
+        if not text.strip():
+            return "empty"
+        doc.text = text
+        return None
+
+    def _tokens(self, page: Page, doc: Document) -> str | None:
+        if self.token_encoding:
+            doc.token_count = count_tokens(doc.text, self.token_encoding)
+        return None
+
     def process(self, page: Page, doc: Document, account: FileAccount) -> Drop | None:
         """Run the document stages on one page; returns the Drop that removed it, or None if kept.
 
         An exception inside a stage is counted as an error of that stage (and the document leaves),
-        never propagated: one bad page must not cost the rest of the file.
+        never propagated: one bad page must not cost the rest of the file. A disabled stage passes
+        every document on, so each stage's input is the previous stage's output.
         """
         clock = time.perf_counter
-        stage = "url_filter"
-        try:
+        for stage, step in self._steps:
+            account.enter(stage)
             t0 = clock()
-            if self.url_filter is not None:
-                account.enter(stage)
-                reason = self.url_filter.check(page.url)
+            if step is not None:
+                try:
+                    reason = step(page, doc)
+                except Exception as exc:
+                    account.error(stage, exc, clock() - t0)
+                    return Drop(stage, f"error:{type(exc).__name__}")
                 if reason:
                     account.drop(stage, reason, clock() - t0)
                     return Drop(stage, reason)
-                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
-
-            stage = "extract"
-            account.enter(stage)
-            text, drop = self.extractor(page.html)
-            page.html = ""
-            if drop:
-                account.drop(stage, drop.reason, clock() - t0)
-                return drop
-            doc.text = text
-            t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
-
-            stage = "langid"
-            account.enter(stage)
-            doc.language, doc.language_score, drop = self.langid(text)
-            if drop:
-                account.drop(stage, drop.reason, clock() - t0)
-                return drop
-            t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
-
-            stage = "repetition"
-            if self.repetition is not None:
-                account.enter(stage)
-                reason = check_repetition(text, self.repetition)
-                if reason:
-                    account.drop(stage, reason, clock() - t0)
-                    return Drop(stage, reason)
-                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
-
-            stage = "quality"
-            if self.quality is not None:
-                account.enter(stage)
-                reason = check_quality(text, self.quality)
-                if reason:
-                    account.drop(stage, reason, clock() - t0)
-                    return Drop(stage, reason)
-                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
-
-            stage = "line_filter"
-            if self.line_filter is not None:
-                account.enter(stage)
-                text, reason, removed_words = correct_lines(text, self.line_filter)
-                if reason:
-                    account.drop(stage, reason, clock() - t0)
-                    return Drop(stage, reason)
-                if not text.strip():
-                    account.drop(stage, "empty", clock() - t0)
-                    return Drop(stage, "empty")
-                doc.text = text
-                doc.signals["line_filter_removed_words"] = removed_words
-                t1 = clock(); account.keep(stage, t1 - t0); t0 = t1
-
-            stage = "tokens"
-            account.enter(stage)
-            if self.token_encoding:
-                doc.token_count = count_tokens(doc.text, self.token_encoding)
             account.keep(stage, clock() - t0)
-            account.stages[stage]["chars_out"] += len(doc.text)
-            return None
-        except Exception as exc:  # counted, never fatal for the file
-            account.error(stage, exc)
-            return Drop(stage, f"error:{type(exc).__name__}")
+        account.stages["tokens"]["chars_out"] += len(doc.text)
+        return None
+
+    def __post_init__(self) -> None:
+        self._steps = self.steps()
 
 
 def shard_prefix(uri: str) -> str:

@@ -75,7 +75,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 # URLs as they appear in running text: with a scheme, or starting with www.
-_URL = re.compile(r"""(?:\b[a-zA-Z][a-zA-Z0-9+.\-]{1,15}://|\bwww\.)[^\s<>"'\])}]+""")
+_URL = re.compile(r"""(?:\b[a-zA-Z][a-zA-Z0-9+.\-]{1,15}://|\bwww\.)[^\s<>"'\])}]*""")
 _SPACES_BEFORE_NEWLINE = re.compile(r"[ \t]+\n")
 _INNER_SPACES = re.compile(r"[ \t]{2,}")
 
@@ -122,7 +122,7 @@ class Extractor:
         extract_plain_text, html_tree = self._resiliparse
         tree = html_tree.parse(html)
         return extract_plain_text(tree, main_content=True, alt_texts=False, links=False, list_bullets=True,
-                                  form_fields=False, noscript=False, comments=not cfg.include_comments and False)
+                                  form_fields=False, noscript=False, comments=cfg.include_comments)
 
     def __call__(self, html: str) -> tuple[str, Drop | None]:
         cfg = self.cfg

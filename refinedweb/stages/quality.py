@@ -1,0 +1,277 @@
+"""Gopher quality filters (Rae et al. 2021, App. A.1.1), RefinedWeb's document-wise filtering (App. G.1).
+
+Checks, in order; the first one that fails gives the reason code (bounds are inclusive: a value exactly at
+a threshold is kept, only a value strictly beyond it removes the document):
+
+==================== ================================================================================
+``too_few_words``    word count < ``min_words``
+``too_many_words``   word count > ``max_words``
+``mean_word_length`` mean word length < ``min_mean_word_length`` or > ``max_mean_word_length``
+``symbol_word_ratio`` ``"#"`` count / word count > ``max_symbol_word_ratio``, or ellipsis count / word
+                     count > ``max_symbol_word_ratio`` (an ellipsis is ``"..."`` or ``"…"``; ``str.count``
+                     semantics: ``"......"`` is two ellipses)
+``bullet_lines``     lines starting with a bullet / lines > ``max_bullet_lines_fraction``
+``ellipsis_lines``   lines ending with an ellipsis / lines > ``max_ellipsis_lines_fraction``
+``alpha_words``      words containing an alphabetic character / word count < ``min_alpha_words_fraction``
+``stop_words``       occurrences of stop words < ``min_stop_words``
+==================== ================================================================================
+
+Definitions (Gopher counts words with a tokenizer that splits punctuation off; we use whitespace):
+
+* A **token** is a whitespace-separated piece of the text (``str.split()``).
+* A **word** is a token that contains at least one letter or digit (``str.isalnum`` characters). Tokens made
+  only of punctuation and symbols (``"-"``, ``"—"``, ``"|"``, ``"..."``, ``"&"``, an emoji) are not words: they
+  count for nothing, as a punctuation token would be dropped by Gopher's tokenizer.
+* A word's **length** is measured from its first to its last letter/digit: punctuation attached at either end
+  is not counted (``"(see"`` and ``"end."`` have 3 characters), punctuation inside is (``"don't"`` has 5).
+  These stripped forms are also what the stop words are compared with, lower-cased.
+* A word is **alphabetic** when it contains at least one ``str.isalpha`` character (``"2023"`` and ``"3.5%"``
+  are words, but not alphabetic ones).
+* **Lines** are the text split on ``"\\n"``, stripped; empty lines are ignored (blank lines separate
+  paragraphs and would otherwise dilute both line fractions). A bullet line starts with one of
+  ``• ● ○ ■ □ ▪ ▫ ◦ - * ‣ ⁃ –``; an ellipsis line ends with ``"..."`` or ``"…"``.
+
+The per-token work is done with numpy on the text's code points (a lookup table of character classes, prefix
+sums over word boundaries), so the cost is a handful of vector passes over the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ["QualityConfig", "check_quality", "quality_signals", "REASONS", "BULLETS", "ELLIPSES"]
+
+REASONS = ("too_few_words", "too_many_words", "mean_word_length", "symbol_word_ratio", "bullet_lines",
+           "ellipsis_lines", "alpha_words", "stop_words")
+BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "◦", "-", "*", "‣", "⁃", "–")
+ELLIPSES = ("...", "…")
+
+_WS, _ALNUM, _ALPHA = 1, 2, 4
+_TABLE_SIZE = 0x20000  # BMP and SMP; above that only CJK ideographs (planes 2-3) are letters
+
+
+@lru_cache(maxsize=1)
+def _class_table() -> np.ndarray:
+    """Code point -> bit set of _WS / _ALNUM / _ALPHA, for code points below _TABLE_SIZE."""
+    return np.array(
+        [ch.isspace() | (ch.isalnum() << 1) | (ch.isalpha() << 2) for ch in map(chr, range(_TABLE_SIZE))],
+        dtype=np.uint8,
+    )
+
+
+def _char_classes(text: str) -> np.ndarray:
+    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.intp)
+    table = _class_table()
+    if cp.size == 0 or int(cp.max()) < _TABLE_SIZE:
+        return table[cp]  # (indexing with intp is several times faster than with uint32)
+    high = np.where(cp < 0x40000, np.uint8(_ALNUM | _ALPHA), np.uint8(0))
+    return np.where(cp < _TABLE_SIZE, table[np.minimum(cp, _TABLE_SIZE - 1)], high)
+
+
+def _number(section: Mapping[str, Any], key: str, kind: type = float, fraction: bool = False) -> Any:
+    value = section.get(key)
+    if value is None:
+        return None
+    try:
+        out = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"config key 'quality.{key}' must be a number, got {value!r}") from None
+    if out < 0 or (fraction and out > 1):
+        expected = "between 0 and 1" if fraction else ">= 0"
+        raise UserError(f"config key 'quality.{key}' must be {expected}, got {value!r}")
+    return out
+
+
+def _stop_words(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise UserError("config key 'quality.stop_words' must be a list of words")
+    return frozenset(str(word).strip().lower() for word in value if str(word).strip())
+
+
+@dataclass(frozen=True, slots=True)
+class QualityConfig:
+    """Thresholds of the Gopher quality filter; ``None`` turns that bound off."""
+
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    min_mean_word_length: float | None = 3.0
+    max_mean_word_length: float | None = 10.0
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_fraction: float | None = 0.9
+    max_ellipsis_lines_fraction: float | None = 0.3
+    min_alpha_words_fraction: float | None = 0.8
+    min_stop_words: int | None = 2
+    stop_words: frozenset[str] = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "QualityConfig":
+        """Build from the ``quality`` config section (``enabled`` is the caller's business)."""
+        cfg = cls(
+            min_words=_number(section, "min_words", int),
+            max_words=_number(section, "max_words", int),
+            min_mean_word_length=_number(section, "min_mean_word_length"),
+            max_mean_word_length=_number(section, "max_mean_word_length"),
+            max_symbol_word_ratio=_number(section, "max_symbol_word_ratio"),
+            max_bullet_lines_fraction=_number(section, "max_bullet_lines_fraction", fraction=True),
+            max_ellipsis_lines_fraction=_number(section, "max_ellipsis_lines_fraction", fraction=True),
+            min_alpha_words_fraction=_number(section, "min_alpha_words_fraction", fraction=True),
+            min_stop_words=_number(section, "min_stop_words", int),
+            stop_words=_stop_words(section.get("stop_words")),
+        )
+        if cfg.min_stop_words and not cfg.stop_words:
+            raise UserError("config key 'quality.min_stop_words' is set but 'quality.stop_words' is empty")
+        return cfg
+
+
+class _Words:
+    """Word statistics of one document (see the module docstring for the definitions)."""
+
+    __slots__ = ("text", "count", "first", "last", "_classes", "_starts", "_ends")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        classes = _char_classes(text)
+        size = classes.size
+        in_token = np.zeros(size + 2, dtype=bool)
+        np.equal(classes & _WS, 0, out=in_token[1:-1])
+        edges = np.flatnonzero(in_token[1:] != in_token[:-1])
+        starts, ends = edges[0::2], edges[1::2]
+
+        alnum = (classes & _ALNUM) != 0
+        before = np.zeros(size + 1, dtype=np.intp)  # before[i] = alnum characters in text[:i]
+        np.cumsum(alnum, out=before[1:])
+        first_rank, end_rank = before[starts], before[ends]
+        is_word = end_rank > first_rank
+        first_rank, end_rank = first_rank[is_word], end_rank[is_word]
+        positions = np.flatnonzero(alnum)
+        self.count = int(first_rank.size)
+        self.first = positions[first_rank]        # index of each word's first letter/digit
+        self.last = positions[end_rank - 1]       # index of each word's last letter/digit
+        self._classes = classes
+        self._starts, self._ends = starts[is_word], ends[is_word]
+
+    def total_length(self) -> int:
+        return int((self.last - self.first).sum()) + self.count
+
+    def alphabetic(self) -> int:
+        alpha = (self._classes & _ALPHA) != 0
+        before = np.zeros(alpha.size + 1, dtype=np.intp)
+        np.cumsum(alpha, out=before[1:])
+        return int(np.count_nonzero(before[self._ends] > before[self._starts]))
+
+    def stop_words(self, stop: frozenset[str], enough: int | None) -> int:
+        """Occurrences of `stop` words; counting stops at `enough` when given."""
+        if not stop or not self.count:
+            return 0
+        lengths = self.last - self.first + 1
+        sizes = {len(w) for w in stop}
+        candidates = np.flatnonzero((lengths >= min(sizes)) & (lengths <= max(sizes)))
+        text = self.text
+        found = 0
+        chunk = 64 if enough else max(candidates.size, 1)
+        for begin in range(0, candidates.size, chunk):
+            picked = candidates[begin:begin + chunk]
+            for a, b in zip(self.first[picked].tolist(), self.last[picked].tolist()):
+                if text[a:b + 1].lower() in stop:
+                    found += 1
+                    if enough and found >= enough:
+                        return found
+        return found
+
+
+def _line_fractions(text: str) -> tuple[float, float]:
+    lines = [line for line in map(str.strip, text.split("\n")) if line]
+    if not lines:
+        return 0.0, 0.0
+    bullets = sum(1 for line in lines if line.startswith(BULLETS))
+    ellipses = sum(1 for line in lines if line.endswith(ELLIPSES))
+    return bullets / len(lines), ellipses / len(lines)
+
+
+def check_quality(text: str, cfg: QualityConfig, signals: dict[str, float] | None = None) -> str | None:
+    """None to keep the document, else the reason code of the first failed check.
+
+    With `signals` (a dict), every measure is computed and stored: ``word_count``, ``mean_word_length``,
+    ``hash_word_ratio``, ``ellipsis_word_ratio``, ``bullet_lines_frac``, ``ellipsis_lines_frac``,
+    ``alpha_words_frac``, ``stop_words``. Without, checking stops at the first failure.
+    """
+    full = signals is not None
+    failed: str | None = None
+    words = _Words(text)
+    n = words.count
+
+    if full:
+        signals["word_count"] = n
+    if cfg.min_words is not None and n < cfg.min_words:
+        failed = "too_few_words"
+    elif cfg.max_words is not None and n > cfg.max_words:
+        failed = "too_many_words"
+    if failed and not full:
+        return failed
+
+    mean = words.total_length() / n if n else 0.0
+    if full:
+        signals["mean_word_length"] = mean
+    if failed is None and ((cfg.min_mean_word_length is not None and mean < cfg.min_mean_word_length)
+                           or (cfg.max_mean_word_length is not None and mean > cfg.max_mean_word_length)):
+        failed = "mean_word_length"
+        if not full:
+            return failed
+
+    hashes = text.count("#") / n if n else 0.0
+    ellipses = (text.count("...") + (0 if text.isascii() else text.count("…"))) / n if n else 0.0
+    if full:
+        signals["hash_word_ratio"] = hashes
+        signals["ellipsis_word_ratio"] = ellipses
+    limit = cfg.max_symbol_word_ratio
+    if failed is None and limit is not None and (hashes > limit or ellipses > limit):
+        failed = "symbol_word_ratio"
+        if not full:
+            return failed
+
+    bullet_frac, ellipsis_frac = _line_fractions(text)
+    if full:
+        signals["bullet_lines_frac"] = bullet_frac
+        signals["ellipsis_lines_frac"] = ellipsis_frac
+    limit = cfg.max_bullet_lines_fraction
+    if failed is None and limit is not None and bullet_frac > limit:
+        failed = "bullet_lines"
+        if not full:
+            return failed
+    limit = cfg.max_ellipsis_lines_fraction
+    if failed is None and limit is not None and ellipsis_frac > limit:
+        failed = "ellipsis_lines"
+        if not full:
+            return failed
+
+    if full or cfg.min_alpha_words_fraction is not None:
+        alpha = words.alphabetic() / n if n else 0.0
+        if full:
+            signals["alpha_words_frac"] = alpha
+        if failed is None and cfg.min_alpha_words_fraction is not None and alpha < cfg.min_alpha_words_fraction:
+            failed = "alpha_words"
+            if not full:
+                return failed
+
+    if full or cfg.min_stop_words:
+        found = words.stop_words(cfg.stop_words, None if full else cfg.min_stop_words)
+        if full:
+            signals["stop_words"] = found
+        if failed is None and cfg.min_stop_words is not None and found < cfg.min_stop_words:
+            failed = "stop_words"
+    return failed
+
+
+def quality_signals(text: str, cfg: QualityConfig) -> dict[str, float]:
+    """Every quality measure of `text` (the values `check_quality` compares with the thresholds)."""
+    signals: dict[str, float] = {}
+    check_quality(text, cfg, signals)
+    return signals
