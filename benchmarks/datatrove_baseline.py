@@ -291,21 +291,14 @@ class TreeMemorySampler(threading.Thread):
 
 
 def step_stats(stats) -> list[dict]:
+    """Per step: datatrove's own time (s, summed over documents) and its counters."""
     out = []
     for st in stats.stats:
-        d = {"name": st.name}
+        d = {"name": st.name, "time_s": round(getattr(st.time_stats, "total", 0.0), 3)}
         for key, metric in st.stats.items():
-            md = metric.to_dict()
-            if isinstance(md, dict) and md.get("n") == 1 and "total" in md and key != "time":
-                d[key] = md["total"]
-            elif key == "time":
-                d["time_s"] = round(md.get("total", 0.0), 3)
-            elif isinstance(md, (int, float)):
-                d[key] = md
-            elif isinstance(md, dict) and "total" in md and key in ("total", "forwarded", "dropped", "documents"):
-                d[key] = md["total"]
-            elif isinstance(md, dict) and "total" in md and not key.startswith(("doc_len", "length")):
-                d[key] = md["total"]
+            if key.startswith(("doc_len", "length", "tokens")):
+                continue  # size distributions, not counters
+            d[key] = getattr(metric, "total", metric)
         out.append(d)
     return out
 
@@ -406,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = t_end - t0
     run_s = t_end - t_run
     setup_s = sum(setup.seconds.values())
+    cpu_total = ru_self.ru_utime + ru_self.ru_stime + ru_children.ru_utime + ru_children.ru_stime
 
     import pyarrow.parquet as pq
 
@@ -455,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             "children_user": round(ru_children.ru_utime, 2),
             "children_sys": round(ru_children.ru_stime, 2),
         },
+        "cpu_total_s": round(cpu_total, 2),
+        "docs_per_cpu_s": round(docs_read / cpu_total, 2) if cpu_total else None,
         "peak_rss_mib": {
             "self_ru_maxrss": round(ru_self.ru_maxrss / 1024, 1),
             "children_ru_maxrss": round(ru_children.ru_maxrss / 1024, 1),

@@ -75,6 +75,9 @@ class LanguageIdentifier:
         return language, score, None
 
 
+PRE_EXTRACTION_CHARS = 3000
+
+
 class PreExtractionCheck:
     """Skip extraction for pages that are confidently in another language.
 
@@ -103,7 +106,8 @@ class PreExtractionCheck:
                           noscript=False, comments=False)
         if not text.strip():
             return None
-        language, score = self.identifier.predict(text)
+        # fastText's cost grows with the text: the first few thousand characters decide a confident call.
+        language, score = self.identifier.predict(text[:PRE_EXTRACTION_CHARS])
         if language not in self.identifier.languages and score >= self.threshold:
             return Drop("pre_langid", "language")
         return None
