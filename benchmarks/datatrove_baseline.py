@@ -405,12 +405,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parquet_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(out_dir.rglob("*.parquet")))
 
-    import fasttext  # noqa: F401  (version of the binding actually used)
-    import spacy
-    import tldextract
-    import trafilatura
-    import warcio  # noqa: F401
     from importlib.metadata import version
+
+    import spacy
+    import trafilatura
 
     result = {
         "tool": "datatrove",
