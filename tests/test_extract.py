@@ -79,7 +79,7 @@ def test_article_extraction_benchmark_f1(extractor):
         counts.append(shingle_tp_fp_fn(gold["articleBody"], text))
     scores = f1_from_counts(counts)
     print("AEB", scores)
-    assert scores["f1"] >= 0.93
+    assert scores["f1"] >= 0.95   # measured 0.9615 (precision + fallback, URLs removed)
 
 
 def test_f1_metric_on_known_cases():
