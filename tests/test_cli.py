@@ -125,10 +125,12 @@ def test_e2e_dropped_documents_are_auditable(e2e_run):
 
 def test_rerun_replaces_instead_of_duplicating(tmp_path):
     sample = str(SAMPLES / "dolma_sample-0000.warc.gz")
-    args = ["run", "--stage", "filter", "--workers", "1", "--input", sample, "--output", str(tmp_path),
-            "--set", "url_filter.blocklist=[package:demo_blocklist.txt]"]
+    args = ["run", "--stage", "filter", "--workers", "1", "--input", sample, str(SAMPLES / "dolma_sample-0001.warc.gz"),
+            "--limit", "1", "--output", str(tmp_path), "--set", "url_filter.blocklist=[package:demo_blocklist.txt]"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
+    stats = json.loads((tmp_path / "filtered" / "stats.json").read_text())
+    assert [f["uri"] for f in stats["files"]] == [sample]   # --limit 1: only the first input
     names = sorted(p.name for p in (tmp_path / "filtered").glob("*.parquet"))
     rows = ds.dataset(str(tmp_path / "filtered"), format="parquet", exclude_invalid_files=True).count_rows()
     second = run_cli(*args)

@@ -1,0 +1,106 @@
+"""The per-file filter pass without Ray: accounting, partitioning, dropped output, fault isolation."""
+
+import json
+
+import pyarrow.dataset as ds
+import pytest
+
+from refinedweb.config import load_config
+from refinedweb.runtime.filter_pass import DocumentStages, filter_file, shard_prefix
+from refinedweb.stages.blocklist import load_blocklist
+from refinedweb.stats import FILTER_STAGES, summarise
+
+from .conftest import SAMPLES, shared
+
+
+def _run(tmp_path, uri, overrides=()):
+    cfg = load_config(overrides=["url_filter.blocklist=[package:demo_blocklist.txt]", *overrides])
+    stages = DocumentStages.build(cfg, load_blocklist(cfg["url_filter"]["blocklist"]))
+    return cfg, filter_file(str(uri), cfg, str(tmp_path), stages)
+
+
+def _assert_reconciled(result):
+    assert result["status"] == "ok", result["error"]
+    assert result["records"] == result["kept"] + sum(result["dropped"].values()) + sum(result["errors"].values())
+    assert result["reconciled"]
+    stages = result["stages"]
+    for before, after in zip(FILTER_STAGES, FILTER_STAGES[1:]):
+        assert stages[after]["docs_in"] == stages[before]["kept"], (before, after)
+
+
+def test_every_shared_warc_is_accounted_for(tmp_path):
+    folder = shared("warc")
+    expected = {json.loads(l)["file"]: json.loads(l) for l in (folder / "STATS.jsonl").read_text().splitlines() if l}
+    for path in sorted(folder.glob("*.gz")):
+        _, result = _run(tmp_path / path.name, path)
+        _assert_reconciled(result)
+        info = expected.get(path.name)
+        if info and not info.get("error") and path.name.endswith(".warc.gz"):
+            assert result["records"] == sum(info["types"].values()), path.name
+    _, clipped = _run(tmp_path / "clipped", folder / "resiliparse_clipped.warc.gz")
+    assert clipped["notes"] == {"truncated_record": 1} and clipped["records"] == 1
+
+
+def test_partition_by_language(tmp_path):
+    _, result = _run(tmp_path, SAMPLES / "cc2008_arc2warc_1213893279526_0.warc.gz",
+                     ["langid.partition_by_language=true", "langid.languages=[en, de, es, fr]"])
+    _assert_reconciled(result)
+    folders = {p.name for p in (tmp_path / "filtered").iterdir() if p.is_dir()}
+    assert "lang=en" in folders and len(folders) >= 2
+    for folder in folders:
+        rows = ds.dataset(str(tmp_path / "filtered" / folder), format="parquet").to_table().to_pylist()
+        assert {r["language"] for r in rows} == {folder.removeprefix("lang=")}
+
+
+def test_dropped_documents_carry_stage_and_reason(tmp_path):
+    _, result = _run(tmp_path, SAMPLES / "resiliparse_warcfile.warc.gz", ["output.write_dropped=true"])
+    rows = ds.dataset(str(tmp_path / "dropped"), format="parquet").to_table().to_pylist()
+    assert len(rows) == sum(result["dropped"].values())
+    by_key = {}
+    for r in rows:
+        key = f"{r['stage']}:{r['reason']}"
+        by_key[key] = by_key.get(key, 0) + 1
+    assert by_key == result["dropped"]
+
+
+def test_an_exception_in_a_stage_is_counted_not_fatal(tmp_path, monkeypatch):
+    cfg = load_config(overrides=["url_filter.blocklist=[]"])
+    stages = DocumentStages.build(cfg)
+    calls = {"n": 0}
+
+    def flaky(page, doc):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise ValueError("boom")
+        return None
+
+    stages._steps = [(name, flaky if name == "repetition" else step) for name, step in stages._steps]
+    result = filter_file(str(SAMPLES / "dolma_sample-0000.warc.gz"), cfg, str(tmp_path), stages)
+    _assert_reconciled(result)
+    assert result["errors"] == {"repetition:ValueError": calls["n"] // 3}
+    assert result["stages"]["repetition"]["errors"] == {"ValueError": calls["n"] // 3}
+
+
+def test_disabled_stages_pass_documents_through(tmp_path):
+    _, result = _run(tmp_path, SAMPLES / "dolma_sample-0000.warc.gz",
+                     ["repetition.enabled=false", "quality.enabled=false", "line_filter.enabled=false",
+                      "url_filter.enabled=false", "langid.pre_extraction_threshold=null"])
+    _assert_reconciled(result)
+    for name in ("repetition", "quality", "line_filter", "url_filter", "pre_langid"):
+        assert result["stages"][name]["dropped"] == {}
+
+
+def test_shard_names_are_deterministic_and_safe():
+    a = shard_prefix("/data/crawl/CC-MAIN-2023-06/x.warc.gz")
+    assert a == shard_prefix("/data/crawl/CC-MAIN-2023-06/x.warc.gz")
+    assert a != shard_prefix("/data/other/CC-MAIN-2023-06/x.warc.gz")
+    evil = shard_prefix("/tmp/../../etc/pass wd;rm -rf.warc.gz")
+    assert "/" not in evil and ".." not in evil and " " not in evil
+
+
+def test_failed_input_is_reported(tmp_path):
+    cfg = load_config(overrides=["url_filter.blocklist=[]"])
+    result = filter_file(str(tmp_path / "vanished.warc.gz"), cfg, str(tmp_path / "out"), DocumentStages.build(cfg))
+    assert result["status"] == "failed" and "vanished" in result["error"]
+    summary = summarise([result], 1.0)
+    assert summary["totals"]["files_failed"] == 1
