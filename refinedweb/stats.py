@@ -15,7 +15,8 @@ FILTER_STAGES = ("read", "url_filter", "pre_langid", "extract", "langid", "repet
 
 
 def new_stage_stats() -> dict[str, Any]:
-    return {"docs_in": 0, "kept": 0, "dropped": {}, "errors": {}, "seconds": 0.0, "chars_out": 0}
+    # chars_kept: characters of what the kept documents carry on: HTML up to extraction, text after it.
+    return {"docs_in": 0, "kept": 0, "dropped": {}, "errors": {}, "seconds": 0.0, "chars_kept": 0, "tokens": 0}
 
 
 class FileAccount:
@@ -38,10 +39,11 @@ class FileAccount:
     def enter(self, stage: str) -> None:
         self.stages[stage]["docs_in"] += 1
 
-    def keep(self, stage: str, seconds: float) -> None:
+    def keep(self, stage: str, seconds: float, chars: int = 0) -> None:
         st = self.stages[stage]
         st["kept"] += 1
         st["seconds"] += seconds
+        st["chars_kept"] += chars
 
     def drop(self, stage: str, reason: str, seconds: float = 0.0) -> None:
         st = self.stages[stage]
@@ -79,7 +81,7 @@ class FileAccount:
 def merge_stage_stats(total: dict[str, dict], part: dict[str, dict]) -> None:
     for name, st in part.items():
         agg = total.setdefault(name, new_stage_stats())
-        for key in ("docs_in", "kept", "chars_out"):
+        for key in ("docs_in", "kept", "chars_kept", "tokens"):
             agg[key] += st.get(key, 0)
         agg["seconds"] += st.get("seconds", 0.0)
         for key in ("dropped", "errors"):

@@ -26,6 +26,10 @@ def _assert_reconciled(result):
     stages = result["stages"]
     for before, after in zip(FILTER_STAGES, FILTER_STAGES[1:]):
         assert stages[after]["docs_in"] == stages[before]["kept"], (before, after)
+    assert stages["tokens"]["tokens"] == result["tokens"]
+    if stages["extract"]["kept"]:
+        # HTML is much larger than the text extracted from it
+        assert stages["read"]["chars_kept"] > stages["extract"]["chars_kept"] > 0
 
 
 def test_every_shared_warc_is_accounted_for(tmp_path):

@@ -128,8 +128,8 @@ class DocumentStages:
                 if reason:
                     account.drop(stage, reason, clock() - t0)
                     return Drop(stage, reason)
-            account.keep(stage, clock() - t0)
-        account.stages["tokens"]["chars_out"] += len(doc.text)
+            account.keep(stage, clock() - t0, len(doc.text) if doc.text else len(page.html))
+        account.stages["tokens"]["tokens"] += doc.token_count
         return None
 
     def __post_init__(self) -> None:
@@ -181,7 +181,7 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
                     continue
                 account.records += 1
                 account.enter("read")
-                account.keep("read", 0.0)
+                account.keep("read", 0.0, len(item.html))
                 account.bytes_in += item.raw_bytes
                 if item.truncated:
                     account.notes["truncated_record"] += 1
