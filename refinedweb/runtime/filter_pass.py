@@ -52,7 +52,8 @@ class DocumentStages:
             url_filter=UrlFilter(UrlFilterConfig.from_config(url_cfg), blocklist) if url_cfg["enabled"] else None,
             extractor=Extractor(ExtractConfig.from_config(cfg["extract"])),
             langid=identifier,
-            pre_langid=PreExtractionCheck.maybe(identifier),
+            # the pre-check saves trafilatura's time; with the resiliparse backend it would cost as much as it saves
+            pre_langid=PreExtractionCheck.maybe(identifier) if cfg["extract"]["backend"] == "trafilatura" else None,
             repetition=RepetitionConfig.from_config(cfg["repetition"]) if cfg["repetition"]["enabled"] else None,
             quality=QualityConfig.from_config(cfg["quality"]) if cfg["quality"]["enabled"] else None,
             line_filter=LineFilterConfig.from_config(cfg["line_filter"]) if cfg["line_filter"]["enabled"] else None,
