@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from ..config import config_number
 from ..errors import UserError
 
 __all__ = ["LineFilterConfig", "LineFilter", "correct_lines", "uppercase_fraction", "REASONS"]
@@ -206,16 +207,7 @@ class LineFilterConfig:
         """Build from the ``line_filter`` config section (``enabled`` is the caller's business)."""
 
         def fraction(key: str) -> float | None:
-            value = section.get(key)
-            if value is None:
-                return None
-            try:
-                out = float(value)
-            except (TypeError, ValueError):
-                raise UserError(f"config key 'line_filter.{key}' must be a number, got {value!r}") from None
-            if not 0.0 <= out <= 1.0:
-                raise UserError(f"config key 'line_filter.{key}' must be between 0 and 1, got {value!r}")
-            return out
+            return config_number("line_filter", key, section.get(key), float, fraction=True)
 
         short = section.get("short_line_max_words")
         try:

@@ -43,6 +43,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ..config import config_number
 from ..errors import UserError
 
 __all__ = ["QualityConfig", "check_quality", "quality_signals", "REASONS", "BULLETS", "ELLIPSES"]
@@ -75,17 +76,7 @@ def _char_classes(text: str) -> np.ndarray:
 
 
 def _number(section: Mapping[str, Any], key: str, kind: type = float, fraction: bool = False) -> Any:
-    value = section.get(key)
-    if value is None:
-        return None
-    try:
-        out = kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"config key 'quality.{key}' must be a number, got {value!r}") from None
-    if out < 0 or (fraction and out > 1):
-        expected = "between 0 and 1" if fraction else ">= 0"
-        raise UserError(f"config key 'quality.{key}' must be {expected}, got {value!r}")
-    return out
+    return config_number("quality", key, section.get(key), kind, fraction)
 
 
 def _stop_words(value: Any) -> frozenset[str]:

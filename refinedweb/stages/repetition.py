@@ -60,6 +60,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ..config import config_number
 from ..errors import UserError
 
 __all__ = ["RepetitionConfig", "check_repetition", "repetition_signals", "REASONS"]
@@ -75,15 +76,7 @@ _SMALL_TEXT = 1000  # characters; shorter texts use the plain-Python n-gram path
 
 
 def _fraction(value: Any, key: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"config key 'repetition.{key}' must be a number between 0 and 1, got {value!r}") from None
-    if not 0.0 <= out <= 1.0:
-        raise UserError(f"config key 'repetition.{key}' must be between 0 and 1, got {value!r}")
-    return out
+    return config_number("repetition", key, value, float, fraction=True)
 
 
 def _ngram_map(value: Any, key: str) -> tuple[tuple[int, float], ...]:
