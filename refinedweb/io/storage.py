@@ -96,8 +96,113 @@ class LocalStorage:
         return str(self._path(relpath))
 
 
-def open_storage(uri: str) -> LocalStorage:
+class S3Storage:
+    """Output under `s3://bucket/prefix/`. A file is written locally, then uploaded under its final key
+    (multipart for big ones): S3 makes an object visible only once it is complete, so a half-written
+    object never appears under its final name."""
+
+    MULTIPART_THRESHOLD = 64 * 1024 * 1024
+
+    def __init__(self, uri: str, fetch=None):
+        from .remote import FetchConfig, s3_client, split_s3
+
+        self.fetch = fetch or FetchConfig()
+        self.bucket, prefix = split_s3(uri.rstrip("/") + "/")
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.client = s3_client(self.fetch)
+        self._check_bucket()
+
+    def _check_bucket(self) -> None:
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError:
+            raise UserError("no AWS credentials found for S3 output (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                            "or a profile)") from None
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code", "")
+            if status == 404 or code in ("404", "NoSuchBucket"):
+                raise UserError(f"S3 bucket does not exist: {self.bucket}") from None
+            if status == 403 or code in ("403", "AccessDenied"):
+                raise UserError(f"access denied to S3 bucket {self.bucket}") from None
+            raise UserError(f"cannot use S3 bucket {self.bucket}: {code or status}") from None
+
+    def key(self, relpath: str) -> str:
+        parts = [p for p in relpath.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise ValueError(f"refusing to write outside the output root: {relpath}")
+        return "/".join([self.prefix, *parts]) if self.prefix else "/".join(parts)
+
+    def temp_path(self, relpath: str) -> str:
+        fd, tmp = tempfile.mkstemp(prefix="refinedweb-upload-", suffix=".tmp")
+        os.close(fd)
+        return tmp
+
+    def commit(self, tmp: str, relpath: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD, multipart_chunksize=self.MULTIPART_THRESHOLD)
+        try:
+            self.client.upload_file(tmp, self.bucket, self.key(relpath), Config=config)
+        finally:
+            self.discard(tmp)
+
+    def discard(self, tmp: str) -> None:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+    def write_text(self, relpath: str, text: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(relpath), Body=text.encode("utf-8"))
+
+    def write_json(self, relpath: str, value) -> None:
+        self.write_text(relpath, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+    def read_text(self, relpath: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return body.decode("utf-8")
+
+    def exists(self, relpath: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(relpath))
+            return True
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise
+
+    def delete(self, relpath: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
+
+    def list(self, prefix: str, pattern: str = "*") -> list[str]:
+        """Relative paths of objects directly under the folder `prefix` whose names match `pattern`."""
+        folder = self.key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder, Delimiter="/"):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(folder):]
+                if fnmatch.fnmatch(name, pattern):
+                    out.append(f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name)
+        return sorted(out)
+
+
+def open_storage(uri: str, fetch=None) -> "LocalStorage | S3Storage":
+    if uri.startswith("s3://"):
+        return S3Storage(uri, fetch)
     if "://" in uri and not uri.startswith("file://"):
         scheme = uri.split("://", 1)[0]
-        raise UserError(f"unsupported output URI scheme '{scheme}://' (supported: local paths)")
+        raise UserError(f"unsupported output URI scheme '{scheme}://' (supported: local paths, s3://)")
     return LocalStorage(uri[len("file://"):] if uri.startswith("file://") else uri)

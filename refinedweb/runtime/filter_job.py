@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from ..config import fingerprint
 from ..io.inputs import expand_inputs
+from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
 from ..stats import summarise
@@ -17,8 +18,9 @@ from .ray_runner import Progress, RayRuntime
 def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
                      ray_address: str | None = None, limit: int | None = None,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
-    files = expand_inputs(inputs, limit=limit)
-    storage = open_storage(output)
+    fetch = FetchConfig.from_config(cfg)
+    files = expand_inputs(inputs, limit=limit, fetch=fetch)
+    storage = open_storage(output, fetch)
     url_cfg = cfg["url_filter"]
     blocklist = load_blocklist(url_cfg["blocklist"], url_cfg["categories"]) if url_cfg["enabled"] and url_cfg["blocklist"] else None
     log(f"[filter] {len(files)} input file(s) -> {storage.uri}/{FILTERED_DIR}/")
@@ -34,8 +36,8 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
 
     with RayRuntime(workers, ray_address) as runtime:
         log(f"[filter] Ray: {runtime.slots} worker slot(s){' on ' + ray_address if ray_address else ' (embedded)'}")
-        runtime.map_files(files, cfg, storage.uri, blocklist, on_result)
-    order = {uri: i for i, uri in enumerate(files)}
+        runtime.map_files(files, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host)
+    order = {redact(uri): i for i, uri in enumerate(files)}
     results.sort(key=lambda r: order.get(r["uri"], 0))
     summary = summarise(results, time.time() - started,
                         extra={"stage": "filter", "config_fingerprint": fingerprint(cfg), "output": f"{storage.uri}/{FILTERED_DIR}"})

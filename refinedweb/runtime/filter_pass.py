@@ -6,6 +6,7 @@ layer (`runtime/ray_runner.py`) calls `filter_file` in a task per input file.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -13,6 +14,7 @@ from typing import Any, Callable
 
 from ..documents import Document, Drop
 from ..io.inputs import open_input
+from ..io.remote import FetchConfig, is_remote, redact
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardWriter
 from ..io.storage import open_storage, safe_name
 from ..stages.extract import ExtractConfig, Extractor
@@ -148,8 +150,9 @@ def shard_prefix(uri: str) -> str:
 
 def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStages) -> dict[str, Any]:
     """Process one input file end to end and return its accounting (a dict for stats.json)."""
-    account = FileAccount(uri)
-    storage = open_storage(output)
+    account = FileAccount(redact(uri))
+    fetch = FetchConfig.from_config(cfg)
+    storage = open_storage(output, fetch)
     out_cfg = cfg["output"]
     by_language = bool(cfg["langid"]["partition_by_language"])
     prefix = shard_prefix(uri)
@@ -165,8 +168,12 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
 
     write_dropped = bool(out_cfg["write_dropped"])
     status, error = "ok", None
+    source = redact(uri)
+    if is_remote(uri) and fetch.start_jitter_seconds:
+        time.sleep(random.uniform(0, fetch.start_jitter_seconds))   # no stampede when a cluster starts
+    stream = None
     try:
-        with open_input(uri) as stream:
+        with open_input(uri, fetch) as stream:
             for item in iter_pages(stream, stages.read):
                 if isinstance(item, Skip):
                     if not item.counts_as_record:
@@ -177,7 +184,7 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
                     account.drop("read", item.reason)
                     if write_dropped:
                         writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
-                            {"id": item.record_id, "url": item.url, "source": uri, "stage": "read",
+                            {"id": item.record_id, "url": item.url, "source": source, "stage": "read",
                              "reason": item.reason, "text": ""})
                     continue
                 account.records += 1
@@ -186,26 +193,38 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
                 account.bytes_in += item.raw_bytes
                 if item.truncated:
                     account.notes["truncated_record"] += 1
-                doc = Document(id=item.record_id, url=item.url, source=uri, date=item.date)
+                doc = Document(id=item.record_id, url=item.url, source=source, date=item.date)
                 drop = stages.process(item, doc, account)
                 if drop is None:
                     account.kept += 1
                     account.tokens += doc.token_count
                     folder = f"{FILTERED_DIR}/lang={safe_name(doc.language)}" if by_language else FILTERED_DIR
                     writer_for(folder, DOCUMENT_SCHEMA).add(
-                        {"id": doc.id, "url": doc.url, "text": doc.text, "source": uri, "date": doc.date,
+                        {"id": doc.id, "url": doc.url, "text": doc.text, "source": source, "date": doc.date,
                          "language": doc.language, "language_score": doc.language_score,
                          "token_count": doc.token_count})
                 elif write_dropped:
                     writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
-                        {"id": doc.id, "url": doc.url, "source": uri, "stage": drop.stage,
+                        {"id": doc.id, "url": doc.url, "source": source, "stage": drop.stage,
                          "reason": drop.reason, "text": doc.text})
         for writer in writers.values():
             account.shards.extend(writer.close())
     except Exception as exc:
+        _note_fetch(account, stream)
         for writer in writers.values():
             writer.abort()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        _note_fetch(account, stream)
     return account.to_dict(status, error)
+
+
+def _note_fetch(account: FileAccount, stream) -> None:
+    """Retries and range resumes of a remote input, for stats.json."""
+    raw = getattr(stream, "raw", None)
+    if raw is not None and hasattr(raw, "retries"):
+        account.notes["fetch_retries"] += raw.retries
+        account.notes["range_resumes"] += raw.resumes
+        account.notes["bytes_fetched"] += raw.offset

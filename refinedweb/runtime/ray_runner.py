@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from ..config import fingerprint
+from ..io.remote import host_of, redact
 from .filter_pass import DocumentStages, filter_file
 
 _STAGES_CACHE: dict[str, DocumentStages] = {}
@@ -67,26 +68,38 @@ class RayRuntime:
             ray.shutdown()
 
     def map_files(self, uris: list[str], cfg: dict[str, Any], output: str, blocklist,
-                  on_result: Callable[[dict[str, Any]], None]) -> None:
-        """Run the filter pass over `uris`, at most 2 × slots tasks in flight; results as they finish."""
+                  on_result: Callable[[dict[str, Any]], None], per_host: int | None = None) -> None:
+        """Run the filter pass over `uris`, results as they finish.
+
+        At most 2 × slots tasks are in flight, and at most `per_host` of them read from the same remote
+        host: the driver schedules every task, so this caps the whole cluster, not one worker.
+        """
         import ray
 
         task = ray.remote(num_cpus=1, max_retries=int(cfg["run"]["max_retries"]), retry_exceptions=False)(_filter_task)
         blocklist_ref = ray.put(blocklist)
         cfg_ref = ray.put(cfg)
         pending: dict[Any, str] = {}
+        per_host_running: dict[str, int] = {}
         queue = list(uris)
         while queue or pending:
-            while queue and len(pending) < 2 * self.slots:
-                uri = queue.pop(0)
+            for uri in list(queue):
+                if len(pending) >= 2 * self.slots:
+                    break
+                host = host_of(uri)
+                if host and per_host and per_host_running.get(host, 0) >= per_host:
+                    continue
+                queue.remove(uri)
+                per_host_running[host] = per_host_running.get(host, 0) + 1
                 pending[task.remote(uri, cfg_ref, output, blocklist_ref)] = uri
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in done:
                 uri = pending.pop(ref)
+                per_host_running[host_of(uri)] -= 1
                 try:
                     result = ray.get(ref)
                 except Exception as exc:  # the task itself died (retries exhausted) or raised
-                    result = {"uri": uri, "status": "failed", "error": _short_error(exc), "records": 0, "kept": 0,
+                    result = {"uri": redact(uri), "status": "failed", "error": _short_error(exc), "records": 0, "kept": 0,
                               "dropped": {}, "errors": {}, "notes": {}, "reconciled": False, "tokens": 0,
                               "bytes_in": 0, "seconds": 0.0, "shards": [], "stages": {}}
                 on_result(result)
