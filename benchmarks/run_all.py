@@ -45,6 +45,7 @@ def main() -> None:
     results["extraction_aeb"] = run([PY, str(HERE / "extraction_quality.py")])
     results["filter_speed"] = run([PY, str(HERE / "filter_speed.py"), "--cli"])
     results["pre_langid_agreement"] = run([PY, str(HERE / "pre_langid_agreement.py")])
+    results["fetch_speed"] = run([PY, str(HERE / "fetch_speed.py")])
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])
