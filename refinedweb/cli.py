@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run pipeline stages over inputs")
     run.add_argument("--config", help="YAML config (default: the packaged refinedweb.yaml, the paper's settings)")
     run.add_argument("--stage", choices=["filter", "dedup", "all"], default="all")
-    run.add_argument("--input", nargs="+", required=True, metavar="URI", help="WARC/ARC files, directories or globs")
-    run.add_argument("--output", required=True, metavar="URI")
+    run.add_argument("--input", nargs="+", required=True, metavar="URI",
+                     help="WARC/ARC files, directories, globs, s3://…, http(s)://…, cc:CRAWL-ID, *.paths.gz listings")
+    run.add_argument("--output", required=True, metavar="URI", help="a local directory or s3://bucket/prefix/")
     run.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
     run.add_argument("--ray-address", help="address of an existing Ray cluster (default: embedded Ray)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
