@@ -70,10 +70,15 @@ class FlakyFileServer:
         if fail:
             with self.lock:
                 self.events["503"] += 1
+            # S3's throttling answer; an HTTP client sees a plain 503 with Retry-After
+            body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                    b'<Message>Please reduce your request rate.</Message></Error>')
             handler.send_response(503)
             handler.send_header("Retry-After", "0")
-            handler.send_header("Content-Length", "0")
+            handler.send_header("Content-Type", "application/xml")
+            handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
+            handler.wfile.write(body)
             return
         data = path.read_bytes()
         with self.lock:

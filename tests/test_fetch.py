@@ -221,3 +221,48 @@ def test_cli_one_missing_file_of_three(tmp_path):
     stats = json.loads((tmp_path / "out" / "filtered" / "stats.json").read_text())
     assert [f["status"] for f in stats["files"]] == ["ok", "failed", "ok"]
     assert stats["totals"]["kept"] > 0
+
+
+def test_s3_client_retries_slowdown_and_resumes_cut_bodies(tmp_path, monkeypatch):
+    """The flaky server as an S3 endpoint (path-style GET /bucket/key): SlowDown 503s and cut bodies."""
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    for name in FILES:
+        shutil.copy(SAMPLES / name, bucket / name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    with FlakyFileServer(tmp_path, fail_rate=0.3, cut_rate=0.1, seed=11, cut_first=True) as server:
+        cfg = FetchConfig(s3_endpoint_url=server.url.rstrip("/"), s3_region="us-east-1", backoff_initial_seconds=0.01,
+                          backoff_max_seconds=0.05, timeout_seconds=10)
+        retries = resumes = 0
+        for name in FILES:
+            with open_remote(f"s3://bucket/{name}", cfg) as fh:
+                assert fh.read() == (SAMPLES / name).read_bytes()
+                retries += fh.raw.retries
+                resumes += fh.raw.resumes
+    assert server.events["503"] > 0 and retries >= server.events["503"]
+    assert resumes >= len(FILES) and server.events["range"] >= len(FILES)
+
+
+def test_per_host_cap_schedules_other_hosts_first():
+    from refinedweb.runtime.ray_runner import take_schedulable
+
+    queue = [f"https://a.example/{i}" for i in range(5)] + ["s3://b/1", "/local/1", "https://c.example/1"]
+    running: dict[str, int] = {}
+    first = take_schedulable(queue, 0, 6, running, per_host=2)
+    assert first == ["https://a.example/0", "https://a.example/1", "s3://b/1", "/local/1", "https://c.example/1"]
+    assert running["a.example"] == 2
+    running["a.example"] -= 1                       # one a.example task finished
+    assert take_schedulable(queue, 4, 6, running, per_host=2) == ["https://a.example/2"]
+    assert take_schedulable(queue, 5, 6, running, per_host=2) == []   # a.example at its cap again
+
+
+def test_anonymous_s3_reads(s3, tmp_path):
+    endpoint, client = s3
+    client.create_bucket(Bucket="public")
+    client.upload_file(str(SAMPLES / FILES[0]), "public", FILES[0])
+    with pytest.raises(FetchError, match="AccessDenied|403"):   # private until made public: final, not retried
+        read_remote_bytes(f"s3://public/{FILES[0]}", FetchConfig(s3_anonymous=True))
+    client.put_object_acl(Bucket="public", Key=FILES[0], ACL="public-read")
+    data = read_remote_bytes(f"s3://public/{FILES[0]}", FetchConfig(s3_anonymous=True))
+    assert data == (SAMPLES / FILES[0]).read_bytes()

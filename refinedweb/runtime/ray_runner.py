@@ -83,14 +83,7 @@ class RayRuntime:
         per_host_running: dict[str, int] = {}
         queue = list(uris)
         while queue or pending:
-            for uri in list(queue):
-                if len(pending) >= 2 * self.slots:
-                    break
-                host = host_of(uri)
-                if host and per_host and per_host_running.get(host, 0) >= per_host:
-                    continue
-                queue.remove(uri)
-                per_host_running[host] = per_host_running.get(host, 0) + 1
+            for uri in take_schedulable(queue, len(pending), 2 * self.slots, per_host_running, per_host):
                 pending[task.remote(uri, cfg_ref, output, blocklist_ref)] = uri
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in done:
@@ -103,6 +96,23 @@ class RayRuntime:
                               "dropped": {}, "errors": {}, "notes": {}, "reconciled": False, "tokens": 0,
                               "bytes_in": 0, "seconds": 0.0, "shards": [], "stages": {}}
                 on_result(result)
+
+
+def take_schedulable(queue: list[str], in_flight: int, max_in_flight: int, per_host_running: dict[str, int],
+                     per_host: int | None) -> list[str]:
+    """Remove from `queue` and return the inputs to start now, in queue order: no more than
+    `max_in_flight` tasks in all, and no more than `per_host` reading from one remote host."""
+    started = []
+    for uri in list(queue):
+        if in_flight + len(started) >= max_in_flight:
+            break
+        host = host_of(uri)
+        if host and per_host and per_host_running.get(host, 0) >= per_host:
+            continue
+        queue.remove(uri)
+        per_host_running[host] = per_host_running.get(host, 0) + 1
+        started.append(uri)
+    return started
 
 
 def _short_error(exc: BaseException) -> str:
