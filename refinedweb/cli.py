@@ -56,22 +56,48 @@ def _cmd_run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     workers = args.workers or cfg["run"]["workers"]
-    if args.stage in ("dedup",):
-        raise UserError("--stage dedup is not available yet in this build")
-    from .runtime.filter_job import run_filter_stage
-    from .stats import format_funnel
+    code = EXIT_OK
+    dedup_inputs = args.input
+    if args.stage in ("filter", "all"):
+        from .runtime.filter_job import run_filter_stage
+        from .stats import format_funnel
 
-    summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
-                               limit=args.limit, log=_log)
-    print(format_funnel(summary))
-    print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
-    failed = [f for f in summary["files"] if f["status"] != "ok"]
-    if failed:
-        print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
-        for f in failed:
-            print(f"  {f['uri']}: {f['error']}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
+                                   limit=args.limit, log=_log)
+        print(format_funnel(summary))
+        print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+        failed = [f for f in summary["files"] if f["status"] != "ok"]
+        if failed:
+            print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
+            for f in failed:
+                print(f"  {f['uri']}: {f['error']}", file=sys.stderr)
+            code = EXIT_FAILED
+        dedup_inputs = [_filtered_inputs(summary["output"])]
+    if args.stage in ("dedup", "all"):
+        from .runtime.dedup_job import run_dedup_stage
+
+        summary = run_dedup_stage(dedup_inputs, args.output, cfg, workers=workers, ray_address=args.ray_address,
+                                  limit=args.limit if args.stage == "dedup" else None, log=_log)
+        print(format_dedup(summary))
+        print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+    return code
+
+
+def _filtered_inputs(folder: str) -> str:
+    """The filter stage's output as dedup input (S3 prefixes as a glob)."""
+    return f"{folder}/**.parquet" if folder.startswith("s3://") else folder
+
+
+def format_dedup(summary) -> str:
+    t = summary["totals"]
+    lines = [f"{'dedup stage':<16} {'docs in':>9} {'docs out':>9} {'removed':>9} {'chars removed':>14}  notes"]
+    for name, st in summary["stages"].items():
+        notes = ", ".join(f"{k} {v}" for k, v in st.items()
+                          if k not in ("docs_in", "docs_out", "docs_removed", "chars_removed"))
+        lines.append(f"{name:<16} {st.get('docs_in', 0):>9} {st.get('docs_out', 0):>9} {st.get('docs_removed', 0):>9}"
+                     f" {st.get('chars_removed', 0):>14}  {notes}")
+    lines.append(f"documents {t['docs_in']} -> {t['docs_out']} ({t['docs_removed']} removed); {t['wall_seconds']:.1f}s")
+    return "\n".join(lines)
 
 
 def _cmd_blocklist(args) -> int:

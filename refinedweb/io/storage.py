@@ -86,6 +86,9 @@ class LocalStorage:
     def exists(self, relpath: str) -> bool:
         return self._path(relpath).exists()
 
+    def read_bytes(self, relpath: str) -> bytes:
+        return self._path(relpath).read_bytes()
+
     def delete(self, relpath: str) -> None:
         try:
             self._path(relpath).unlink()
@@ -172,6 +175,9 @@ class S3Storage:
                 return None
             raise
         return body.decode("utf-8")
+
+    def read_bytes(self, relpath: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
 
     def exists(self, relpath: str) -> bool:
         from botocore.exceptions import ClientError

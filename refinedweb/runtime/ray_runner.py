@@ -67,6 +67,9 @@ class RayRuntime:
 
             ray.shutdown()
 
+    def map(self, fn: Callable, arg_list: list[tuple], max_retries: int = 3) -> list[Any]:
+        return _run_map(self, fn, arg_list, max_retries)
+
     def map_files(self, uris: list[str], cfg: dict[str, Any], output: str, blocklist,
                   on_result: Callable[[dict[str, Any]], None], per_host: int | None = None) -> None:
         """Run the filter pass over `uris`, results as they finish.
@@ -96,6 +99,30 @@ class RayRuntime:
                               "dropped": {}, "errors": {}, "notes": {}, "reconciled": False, "tokens": 0,
                               "bytes_in": 0, "seconds": 0.0, "shards": [], "stages": {}}
                 on_result(result)
+
+
+def _call(fn: Callable, args: tuple) -> Any:
+    return fn(*args)
+
+
+def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_retries: int) -> list[Any]:
+    """Run `fn(*args)` for every args as Ray tasks (at most 2 × slots in flight); results in input order.
+    A task that raises makes the whole phase fail with that error (dedup phases are all-or-nothing)."""
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_call)
+    fn_ref = ray.put(fn)
+    results: list[Any] = [None] * len(arg_list)
+    pending: dict[Any, int] = {}
+    queue = list(range(len(arg_list)))
+    while queue or pending:
+        while queue and len(pending) < 2 * runtime.slots:
+            i = queue.pop(0)
+            pending[task.remote(fn_ref, arg_list[i])] = i
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            results[pending.pop(ref)] = ray.get(ref)
+    return results
 
 
 def take_schedulable(queue: list[str], in_flight: int, max_in_flight: int, per_host_running: dict[str, int],

@@ -1,0 +1,228 @@
+"""The dedup stage's phases, each a pure function of files under the output root (no Ray here).
+
+Layout under `<output>/dedup/_work/` (ignored by Parquet readers: it starts with `_`):
+  parts/p=P/f=F.parquet   phase 1: input rows of part P from input file F, plus `_doc` and `_urlhash`
+  bands/p=P/f=F.npz       phase 1: MinHash band keys (only the 450 band hashes, not signatures) + `_doc`
+  minhash/p=P.npy         phase 2: `_doc` keys removed as near duplicates in part P
+Output: `<output>/dedup/part-PPPPP-NNNNN.parquet`, with every input column.
+
+`_doc` = input file index << 32 | row index: the input order, which decides survivors ("first wins").
+Parts are hash partitions by normalised URL, so URL duplicates meet in one part.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+from ..io.inputs import open_input
+from ..io.parquet import ShardWriter
+from ..io.remote import FetchConfig
+from ..io.storage import open_storage
+from .components import duplicates_to_remove
+from .urls import SeenUrls, url_hashes
+
+DEDUP_DIR = "dedup"
+WORK = f"{DEDUP_DIR}/_work"
+REQUIRED_COLUMNS = ("id", "url", "text")
+INTERNAL = ("_doc", "_urlhash")
+
+
+def read_input_table(uri: str, fetch: FetchConfig) -> pa.Table:
+    with open_input(uri, fetch) as fh:
+        data = fh.read()
+    table = pq.read_table(pa.BufferReader(data))
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} (dedup needs id, url, text)")
+    return table
+
+
+def part_of(hashes: np.ndarray, parts: int) -> np.ndarray:
+    return ((hashes >> np.uint64(17)) % np.uint64(parts)).astype(np.int64)
+
+
+def _save_npz(storage, relpath: str, **arrays) -> None:
+    tmp = storage.temp_path(relpath)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    storage.commit(tmp, relpath)
+
+
+def _load_npz(storage, relpath: str) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(storage.read_bytes(relpath))) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _write_parquet(storage, relpath: str, table: pa.Table) -> None:
+    tmp = storage.temp_path(relpath)
+    pq.write_table(table, tmp, compression="zstd")
+    storage.commit(tmp, relpath)
+
+
+def phase_partition(file_index: int, uri: str, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Phase 1 (one task per input file): split rows into parts; compute MinHash band keys."""
+    started = time.time()
+    fetch = FetchConfig.from_config(cfg)
+    storage = open_storage(output, fetch)
+    dcfg = cfg["dedup"]
+    table = read_input_table(uri, fetch)
+    n = table.num_rows
+    docs = (np.uint64(file_index) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+    hashes = url_hashes(table.column("url").to_pylist())
+    table = table.append_column("_doc", pa.array(docs)).append_column("_urlhash", pa.array(hashes))
+    parts = part_of(hashes, int(dcfg["parts"]))
+    band_keys = None
+    if "minhash" in dcfg["stages"] and n:
+        from .minhash import MinHashConfig, MinHasher
+
+        band_keys = MinHasher(MinHashConfig.from_config(dcfg["minhash"])).band_keys_batch(
+            [t or "" for t in table.column("text").to_pylist()])
+    for part in np.unique(parts):
+        rows = np.flatnonzero(parts == part)
+        _write_parquet(storage, f"{WORK}/parts/p={part:05d}/f={file_index:06d}.parquet", table.take(rows))
+        if band_keys is not None:
+            _save_npz(storage, f"{WORK}/bands/p={part:05d}/f={file_index:06d}.npz", docs=docs[rows], keys=band_keys[rows])
+    return {"uri": uri, "rows": n, "seconds": round(time.time() - started, 3)}
+
+
+def candidate_edges(docs: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Star edges (first doc of a run, other doc) for every band whose key is shared by ≥ 2 documents."""
+    edges = []
+    for band in range(keys.shape[1]):
+        order = np.argsort(keys[:, band], kind="stable")
+        column = keys[order, band]
+        same = column[1:] == column[:-1]
+        if not same.any():
+            continue
+        starts = np.concatenate(([True], ~same))
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(column)), 0))
+        members = np.flatnonzero(~starts)
+        edges.append(np.stack([docs[order[first[members]]], docs[order[members]]], axis=1))
+    if not edges:
+        return np.empty((0, 2), dtype=np.uint64)
+    return np.unique(np.concatenate(edges), axis=0)
+
+
+def phase_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Phase 2 (one task per part): group band keys, connected components, survivors."""
+    started = time.time()
+    storage = open_storage(output, FetchConfig.from_config(cfg))
+    files = storage.list(f"{WORK}/bands/p={part:05d}", "*.npz")
+    loaded = [_load_npz(storage, f) for f in files]
+    if not loaded:
+        return {"part": part, "docs": 0, "candidate_pairs": 0, "clusters": 0, "removed": 0, "seconds": 0.0}
+    docs = np.concatenate([d["docs"] for d in loaded])
+    keys = np.concatenate([d["keys"] for d in loaded])
+    del loaded
+    edges = candidate_edges(docs, keys)
+    del keys
+    candidate_pairs = len(edges)
+    mcfg = cfg["dedup"]["minhash"]
+    if mcfg["jaccard_check"] and len(edges):
+        from .minhash import jaccard
+
+        texts = _texts_by_doc(storage, part, np.unique(edges))
+        keep = [jaccard(texts[int(a)], texts[int(b)], int(mcfg["ngram"])) >= float(mcfg["jaccard_threshold"])
+                for a, b in edges]
+        edges = edges[np.asarray(keep, dtype=bool)]
+    removed, clusters = duplicates_to_remove(edges)
+    _save_npz(storage, f"{WORK}/minhash/p={part:05d}.npz", removed=np.sort(removed))
+    return {"part": part, "docs": int(len(docs)), "candidate_pairs": int(candidate_pairs),
+            "pairs_after_check": int(len(edges)), "clusters": clusters, "removed": int(len(removed)),
+            "seconds": round(time.time() - started, 3)}
+
+
+def _part_table(storage, part: int) -> pa.Table | None:
+    files = storage.list(f"{WORK}/parts/p={part:05d}", "*.parquet")
+    if not files:
+        return None
+    tables = [pq.read_table(pa.BufferReader(storage.read_bytes(f))) for f in files]
+    table = pa.concat_tables(tables, promote_options="default")
+    return table.sort_by("_doc")
+
+
+def _texts_by_doc(storage, part: int, wanted: np.ndarray) -> dict[int, str]:
+    table = _part_table(storage, part)
+    docs = table.column("_doc").to_numpy()
+    rows = np.flatnonzero(np.isin(docs, wanted))
+    texts = table.column("text").take(pa.array(rows)).to_pylist()
+    return {int(docs[r]): t or "" for r, t in zip(rows, texts)}
+
+
+def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Phase 3 (one task per part): remove near duplicates, then exact substrings, then URL duplicates
+    (in `dedup.stages` order), and write the part's output shards."""
+    started = time.time()
+    storage = open_storage(output, FetchConfig.from_config(cfg))
+    dcfg = cfg["dedup"]
+    stats: dict[str, Any] = {"part": part}
+    table = _part_table(storage, part)
+    if table is None:
+        return {**stats, "docs_in": 0, "docs_out": 0, "stages": {}, "new_url_hashes": np.empty(0, np.uint64)}
+    stats["docs_in"] = table.num_rows
+    sub: dict[str, dict[str, Any]] = {}
+    for stage in dcfg["stages"]:
+        before_docs = table.num_rows
+        before_chars = sum(len(t or "") for t in table.column("text").to_pylist())
+        extra: dict[str, Any] = {}
+        if stage == "minhash":
+            removed = _load_npz(storage, f"{WORK}/minhash/p={part:05d}.npz")["removed"] \
+                if storage.exists(f"{WORK}/minhash/p={part:05d}.npz") else np.empty(0, np.uint64)
+            table = table.filter(pa.array(~np.isin(table.column("_doc").to_numpy(), removed)))
+        elif stage == "exact_substring":
+            table, extra = _exact_substring(table, dcfg["exact_substring"])
+        elif stage == "url":
+            table, extra = _url_dedup(table, dcfg["url"])
+        else:
+            raise UserError(f"unknown dedup stage '{stage}' (dedup.stages takes minhash, exact_substring, url)")
+        after_chars = sum(len(t or "") for t in table.column("text").to_pylist())
+        sub[stage] = {"docs_in": before_docs, "docs_out": table.num_rows, "docs_removed": before_docs - table.num_rows,
+                      "chars_removed": before_chars - after_chars, **extra}
+    out_cfg = cfg["output"]
+    schema = table.drop_columns(list(INTERNAL)).schema
+    writer = ShardWriter(storage, DEDUP_DIR, f"part-{part:05d}", schema, compression=out_cfg["compression"],
+                         compression_level=out_cfg["compression_level"],
+                         max_rows_per_shard=int(out_cfg["max_rows_per_shard"]))
+    for row in table.drop_columns(list(INTERNAL)).to_pylist():
+        writer.add(row)
+    shards = writer.close()
+    return {**stats, "docs_out": table.num_rows, "stages": sub, "shards": shards,
+            "new_url_hashes": table.column("_urlhash").to_numpy(), "seconds": round(time.time() - started, 3)}
+
+
+def _exact_substring(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+    from .exact_substring import ExactSubstringConfig, dedup_part, split_parts
+
+    cfg = ExactSubstringConfig.from_config(section)
+    texts = [t or "" for t in table.column("text").to_pylist()]
+    new_texts: list[str | None] = [None] * len(texts)
+    spans = 0
+    for group in split_parts([len(t.encode("utf-8")) for t in texts], cfg.max_part_bytes):
+        result = dedup_part([texts[i] for i in group], cfg)
+        spans += result.duplicate_spans
+        for i, text in zip(group, result.texts):
+            new_texts[i] = text
+    keep = np.array([t is not None for t in new_texts], dtype=bool)
+    index = table.column_names.index("text")
+    table = table.set_column(index, "text", pa.array([t if t is not None else "" for t in new_texts], pa.string()))
+    return table.filter(pa.array(keep)), {"duplicate_spans": spans}
+
+
+def _url_dedup(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+    hashes = table.column("_urlhash").to_numpy()
+    _, first = np.unique(hashes, return_index=True)       # rows are in input order: first occurrence wins
+    keep = np.zeros(len(hashes), dtype=bool)
+    keep[first] = True
+    within = int(len(hashes) - keep.sum())
+    seen = SeenUrls(section.get("seen"))
+    earlier = seen.contains(hashes) & keep
+    keep &= ~earlier
+    return table.filter(pa.array(keep)), {"duplicates_in_run": within, "seen_in_earlier_runs": int(earlier.sum())}

@@ -1,0 +1,77 @@
+"""URL deduplication (RW §3.3): one document per normalised URL, across the input and across runs.
+
+URLs are normalised (scheme and `www.` dropped, host lower-cased, default ports, fragments and a
+trailing slash removed, query kept) and hashed to 64 bits. The store of URLs seen in earlier runs
+(earlier dumps) is one sorted uint64 array on disk, memory-mapped when read, so checking a part
+costs O(log n) page reads per URL rather than loading the store.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from urllib.parse import urlsplit
+
+import numpy as np
+import xxhash
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_url(url: str) -> str:
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port
+    except ValueError:
+        return url.strip().lower()
+    if host.startswith("www."):
+        host = host[4:]
+    if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/") or ""
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{host}{path}{query}"
+
+
+def url_hash(url: str) -> int:
+    return xxhash.xxh3_64_intdigest(normalise_url(url).encode("utf-8", "surrogatepass"))
+
+
+def url_hashes(urls) -> np.ndarray:
+    return np.fromiter((url_hash(u or "") for u in urls), dtype=np.uint64, count=len(urls))
+
+
+class SeenUrls:
+    """Sorted uint64 hashes of URLs kept by earlier runs; empty when the store does not exist yet."""
+
+    def __init__(self, path: str | None):
+        self.path = os.path.expanduser(path) if path else None
+        if self.path and os.path.exists(self.path):
+            self.hashes = np.load(self.path, mmap_mode="r")
+        else:
+            self.hashes = np.empty(0, dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return int(self.hashes.shape[0])
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        if not len(self.hashes) or not len(hashes):
+            return np.zeros(len(hashes), dtype=bool)
+        pos = np.searchsorted(self.hashes, hashes)
+        pos = np.minimum(pos, len(self.hashes) - 1)
+        return np.asarray(self.hashes[pos]) == hashes
+
+
+def update_seen_store(path: str, new_hash_arrays: list[np.ndarray]) -> int:
+    """Merge new hashes into the store, atomically (temp file + rename). Returns the store's size."""
+    path = os.path.expanduser(path)
+    old = SeenUrls(path).hashes
+    merged = np.union1d(np.asarray(old, dtype=np.uint64),
+                        np.concatenate(new_hash_arrays).astype(np.uint64) if new_hash_arrays else np.empty(0, np.uint64))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".seen-", suffix=".npy", dir=os.path.dirname(os.path.abspath(path)))
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, merged)
+    os.replace(tmp, path)
+    return int(merged.shape[0])

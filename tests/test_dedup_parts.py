@@ -1,0 +1,80 @@
+"""URL normalisation and the seen-URL store; connected components against a reference."""
+
+import numpy as np
+import pytest
+
+from refinedweb.dedup.components import connected_components, duplicates_to_remove
+from refinedweb.dedup.urls import SeenUrls, normalise_url, update_seen_store, url_hash, url_hashes
+
+
+@pytest.mark.parametrize("a,b", [
+    ("https://www.example.com/a/b/", "http://example.com/a/b"),
+    ("https://Example.COM:443/x?y=1#frag", "http://example.com/x?y=1"),
+    ("http://example.com.", "https://www.example.com/"),
+])
+def test_equivalent_urls_share_a_hash(a, b):
+    assert normalise_url(a) == normalise_url(b)
+    assert url_hash(a) == url_hash(b)
+
+
+@pytest.mark.parametrize("a,b", [
+    ("https://example.com/a", "https://example.com/A"),
+    ("https://example.com/a?x=1", "https://example.com/a?x=2"),
+    ("https://example.com:8080/a", "https://example.com/a"),
+    ("https://blog.example.com/a", "https://example.com/a"),
+])
+def test_different_urls_differ(a, b):
+    assert url_hash(a) != url_hash(b)
+
+
+def test_malformed_urls_do_not_crash():
+    for url in ("http://[::1", "not a url", "", "http://" + "a" * 4000, "https://münchen.de/ä"):
+        assert isinstance(url_hash(url), int)
+
+
+def test_seen_store_round_trip(tmp_path):
+    path = tmp_path / "seen" / "urls.npy"
+    assert len(SeenUrls(str(path))) == 0
+    first = url_hashes(["https://a.org/1", "https://a.org/2"])
+    assert update_seen_store(str(path), [first]) == 2
+    second = url_hashes(["https://a.org/2", "https://a.org/3"])
+    assert update_seen_store(str(path), [second]) == 3
+    seen = SeenUrls(str(path))
+    assert seen.contains(url_hashes(["https://a.org/1", "https://a.org/4", "http://www.a.org/3/"])).tolist() == [True, False, True]
+
+
+def _reference_components(edges):
+    adj = {}
+    for a, b in edges.tolist():
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    roots = {}
+    for start in adj:
+        if start in roots:
+            continue
+        comp, stack, seen = [], [start], {start}
+        while stack:
+            x = stack.pop()
+            comp.append(x)
+            for y in adj[x] - seen:
+                seen.add(y)
+                stack.append(y)
+        for x in comp:
+            roots[x] = min(comp)
+    return roots
+
+
+def test_components_match_a_reference_on_random_graphs():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 80))
+        edges = rng.integers(0, n, size=(int(rng.integers(1, 120)), 2)).astype(np.uint64) * np.uint64(2**33 + 7)
+        nodes, roots = connected_components(edges)
+        assert dict(zip(nodes.tolist(), roots.tolist())) == _reference_components(edges)
+
+
+def test_long_chain_and_survivor_is_smallest_key():
+    chain = np.array([[i + 1, i] for i in range(10_000)], dtype=np.uint64)[::-1]
+    removed, clusters = duplicates_to_remove(chain)
+    assert clusters == 1 and len(removed) == 10_000 and 0 not in removed.tolist()
+    assert duplicates_to_remove(np.empty((0, 2), dtype=np.uint64))[1] == 0
