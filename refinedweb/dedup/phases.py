@@ -41,7 +41,8 @@ def read_input_table(uri: str, fetch: FetchConfig) -> pa.Table:
     table = pq.read_table(pa.BufferReader(data))
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
-        raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} (dedup needs id, url, text)")
+        raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} "
+                        f"(dedup needs {', '.join(REQUIRED_COLUMNS)})")
     return table
 
 

@@ -6,11 +6,13 @@ import time
 from typing import Any, Callable
 
 from ..config import fingerprint
-from ..dedup.phases import DEDUP_DIR, phase_finish, phase_minhash, phase_partition
+import pyarrow.parquet as pq
+
+from ..dedup.phases import DEDUP_DIR, REQUIRED_COLUMNS, phase_finish, phase_minhash, phase_partition
 from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
-from ..io.remote import FetchConfig, redact
+from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
 from .ray_runner import RayRuntime
 
@@ -30,6 +32,12 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
+    for uri in files:          # a missing column is a user error: say so before any work starts
+        if not is_remote(uri):
+            missing = [c for c in REQUIRED_COLUMNS if c not in pq.read_schema(uri).names]
+            if missing:
+                raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} "
+                                f"(dedup needs {', '.join(REQUIRED_COLUMNS)})")
     log(f"[dedup] {len(files)} Parquet file(s), {parts} part(s), stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
     started = time.time()
     retries = int(cfg["run"]["max_retries"])

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from ..config import fingerprint
+from ..errors import UserError
 from ..io.remote import host_of, redact
 from .filter_pass import DocumentStages, filter_file
 
@@ -121,7 +122,13 @@ def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_ret
             pending[task.remote(fn_ref, arg_list[i])] = i
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
-            results[pending.pop(ref)] = ray.get(ref)
+            try:
+                results[pending.pop(ref)] = ray.get(ref)
+            except Exception as exc:
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, UserError):      # a user's mistake found inside a task: one line, exit 2
+                    raise UserError(str(cause)) from None
+                raise
     return results
 
 

@@ -1,0 +1,98 @@
+"""A generated corpus with planted duplicates of measured similarity, for dedup tests and benchmarks.
+
+Base documents are built from real sentences (each sentence used once, so distinct documents share
+no long spans); near duplicates are copies with a fraction of words replaced, their exact word-5-gram
+Jaccard measured; repeated passages are inserted into several documents; some distinct documents
+share a URL (in different spellings).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from dataclasses import dataclass, field
+
+_PUNCT = re.compile(f"[{re.escape(string.punctuation)}“”‘’«»–—…]")
+
+
+def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = _PUNCT.sub("", text.lower()).split()
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def jaccard(a: str, b: str) -> float:
+    sa, sb = shingles(a), shingles(b)
+    return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
+
+
+@dataclass
+class Corpus:
+    rows: list[dict] = field(default_factory=list)               # in input order
+    near_pairs: list[tuple[str, str, float]] = field(default_factory=list)   # (original id, copy id, Jaccard)
+    passage: str = ""
+    passage_carriers: list[str] = field(default_factory=list)    # ids, input order
+    url_groups: list[list[str]] = field(default_factory=list)    # ids sharing one normalised URL, input order
+    untouched: list[str] = field(default_factory=list)           # ids with no planted relation at all
+
+
+def split_sentences(texts: list[str]) -> list[str]:
+    out = []
+    for text in texts:
+        for sentence in re.split(r"(?<=[.!?])\s+", text.replace("\n", " ")):
+            words = sentence.split()
+            if 6 <= len(words) <= 40:
+                out.append(" ".join(words))
+    return list(dict.fromkeys(out))   # unique, order kept
+
+
+def make_corpus(sentences: list[str], n_docs: int = 200, seed: int = 0, sentences_per_doc: int = 18,
+                rates: tuple[float, ...] = (0.0, 0.01, 0.02, 0.04, 0.15, 0.3)) -> Corpus:
+    rng = random.Random(seed)
+    pool = list(sentences)
+    rng.shuffle(pool)
+    vocabulary = sorted({w for s in pool[:2000] for w in s.split()})
+    passage = " ".join(pool[:6])                     # ~120 words, used nowhere else
+    pool = pool[6:]
+    docs = []
+    for i in range(n_docs):
+        chunk = pool[i * sentences_per_doc:(i + 1) * sentences_per_doc]
+        if len(chunk) < sentences_per_doc:
+            break
+        docs.append(" ".join(chunk))
+    corpus = Corpus(passage=passage)
+    rows: list[dict] = []
+    for i, text in enumerate(docs):
+        rows.append({"id": f"doc-{i:05d}", "url": f"https://site{i % 37}.example.org/article/{i}", "text": text,
+                     "note": f"base {i}"})
+    related: set[str] = set()
+    # near duplicates of the first len(rates) * 4 documents, appended later in input order
+    copies = []
+    for k in range(len(rates) * 4):
+        original = rows[k]
+        rate = rates[k % len(rates)]
+        words = original["text"].split()
+        changed = [rng.choice(vocabulary) if rng.random() < rate else w for w in words]
+        text = " ".join(changed)
+        copy_id = f"near-{k:05d}"
+        copies.append({"id": copy_id, "url": f"https://mirror{k}.example.net/copy/{k}", "text": text, "note": f"copy of {k}"})
+        corpus.near_pairs.append((original["id"], copy_id, jaccard(original["text"], text)))
+        related.update({original["id"], copy_id})
+    # a repeated passage inserted into 4 documents further down
+    carriers = list(range(60, 64))
+    for idx in carriers:
+        sentences_of = rows[idx]["text"].split(". ")
+        middle = len(sentences_of) // 2
+        rows[idx]["text"] = ". ".join(sentences_of[:middle]) + ". " + passage + " " + ". ".join(sentences_of[middle:])
+        corpus.passage_carriers.append(rows[idx]["id"])
+        related.add(rows[idx]["id"])
+    # distinct documents sharing a URL, written differently
+    for a, b in ((80, 81), (90, 95)):
+        rows[b]["url"] = rows[a]["url"].replace("https://", "http://www.") + "/"
+        corpus.url_groups.append([rows[a]["id"], rows[b]["id"]])
+        related.update({rows[a]["id"], rows[b]["id"]})
+    corpus.rows = rows + copies
+    corpus.untouched = [r["id"] for r in rows if r["id"] not in related]
+    return corpus
