@@ -38,14 +38,21 @@ class Corpus:
     untouched: list[str] = field(default_factory=list)           # ids with no planted relation at all
 
 
-def split_sentences(texts: list[str]) -> list[str]:
-    out = []
+def split_sentences(texts: list[str], window: int = 6) -> list[str]:
+    """Sentences of 6–40 words that share no `window`-word run with an earlier sentence: real text repeats
+    itself (quotes, boilerplate), and planted duplicates must be the only long repeats in the corpus."""
+    out, seen = [], set()
     for text in texts:
         for sentence in re.split(r"(?<=[.!?])\s+", text.replace("\n", " ")):
             words = sentence.split()
-            if 6 <= len(words) <= 40:
-                out.append(" ".join(words))
-    return list(dict.fromkeys(out))   # unique, order kept
+            if not 6 <= len(words) <= 40:
+                continue
+            runs = {tuple(words[i:i + window]) for i in range(len(words) - window + 1)}
+            if runs & seen:
+                continue
+            seen |= runs
+            out.append(" ".join(words))
+    return out
 
 
 def make_corpus(sentences: list[str], n_docs: int = 200, seed: int = 0, sentences_per_doc: int = 18,

@@ -38,7 +38,7 @@ def _dedup(folder, out, *sets):
     result = run_cli("run", "--stage", "dedup", "--workers", "2", "--input", str(folder), "--output", str(out),
                      *[a for s in sets for a in ("--set", s)])
     assert result.returncode == 0, result.stderr[-3000:]
-    table = ds.dataset(str(out / "dedup"), format="parquet").to_table()
+    table = ds.dataset(str(out / "dedup"), format="parquet", exclude_invalid_files=True).to_table()
     stats = json.loads((out / "dedup" / "stats.json").read_text())
     return {r["id"]: r for r in table.to_pylist()}, stats, result
 
@@ -141,34 +141,36 @@ def test_missing_text_column_is_a_clear_error(tmp_path):
     assert "missing column(s) text" in result.stderr
 
 
-def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(paper_config, tmp_path):
-    """pywb's iana.org crawl: 123 revisit records each repeat an earlier response's payload (same digest).
-    Each revisit becomes a document with its original's text; dedup (without the URL sub-stage) must
-    remove every one of them and keep the originals."""
+def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(tmp_path):
+    """pywb's iana.org crawl: 123 revisit records each repeat an earlier response's payload (same
+    WARC-Payload-Digest) — real exact duplicates as crawlers record them (here CSS, JavaScript and SVG
+    resources). Each revisit becomes a document with its original's payload text; dedup (without the
+    URL sub-stage) must remove every one of them and keep one copy of each original."""
     from warcio.archiveiterator import ArchiveIterator
 
-    from refinedweb.stages.extract import ExtractConfig, Extractor
-    from refinedweb.stages.read import decode_html
-
-    extractor = Extractor(ExtractConfig.from_config(paper_config["extract"]))
     originals, revisits = {}, []
     with open(shared("warc", "pywb_iana.warc.gz"), "rb") as fh:
         for record in ArchiveIterator(fh):
             headers = record.rec_headers
             digest = headers.get_header("WARC-Payload-Digest")
-            if record.rec_type == "response" and "html" in (record.http_headers.get_header("Content-Type") or ""):
-                text, drop = extractor(decode_html(record.content_stream().read())[0])
-                if drop is None and len(text.split()) >= 20:
+            if record.rec_type == "response":
+                try:
+                    text = record.content_stream().read().decode("utf-8")
+                except UnicodeDecodeError:
+                    continue                      # fonts, icons: not text
+                if len(text.split()) >= 20 and digest not in originals:
                     originals[digest] = {"id": headers.get_header("WARC-Record-ID"),
                                          "url": headers.get_header("WARC-Target-URI"), "text": text}
             elif record.rec_type == "revisit" and digest in originals:
                 revisits.append({"id": headers.get_header("WARC-Record-ID"),
-                                 "url": headers.get_header("WARC-Target-URI") + "#revisit",
-                                 "text": originals[digest]["text"]})
-    assert len(originals) >= 3 and len(revisits) >= 3
-    pq.write_table(pa.Table.from_pylist(list(originals.values()) + revisits), tmp_path / "iana.parquet")
+                                 "url": headers.get_header("WARC-Target-URI"), "text": originals[digest]["text"]})
+    assert len(revisits) >= 50
+    revisited = {o["id"] for o in originals.values() if any(r["text"] == o["text"] for r in revisits)}
+    rows = list(originals.values()) + revisits
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "iana.parquet")
     out, stats, _ = _dedup(tmp_path / "iana.parquet", tmp_path / "out", "dedup.stages=[minhash, exact_substring]",
                            "dedup.exact_substring.min_words=1")
     assert not {r["id"] for r in revisits} & set(out)
-    kept_originals = {o["id"] for o in originals.values()} & set(out)
-    assert kept_originals and stats["stages"]["minhash"]["docs_removed"] >= len(revisits)
+    assert revisited <= set(out)        # the first copy of each revisited payload survives (repeats inside
+                                        # it, e.g. in jquery.js, may still be trimmed by exact substrings)
+    assert stats["stages"]["minhash"]["docs_removed"] >= len(revisits)

@@ -1,0 +1,432 @@
+"""Exact-substring deduplication (RefinedWeb §3.3, after Lee et al. 2022, "Deduplicating Training Data
+Makes Language Models Better"): spans of at least ``min_tokens`` GPT-2 tokens that occur more than once in a
+*part* of the corpus are cut out of the documents. Pure code: no Ray, no I/O.
+
+Pipeline for one part (a list of documents), all in memory:
+
+1. **Tokenise** every document with GPT-2 BPE (tiktoken, offline vocabulary, see ``stages/tokens.py``),
+   ordinary encoding: ``<|endoftext|>`` written in a page is plain text.
+2. **Concatenate** the token ids, with one separator symbol ``S`` after every document. ``S`` is larger than
+   every token id of the part (``max + 1``), so it never equals a token and a window that contains it can
+   never be "within a document". A single separator (instead of one unique sentinel per document) keeps
+   the alphabet below 2**16, i.e. 2 bytes per token for the suffix sort instead of 4. Cross-document
+   matches are still impossible: a window ``[p, p + k)`` counts only when it holds no ``S`` (it lies inside
+   one document), and a window identical to it holds no ``S`` either, so both lie inside documents.
+3. **Suffix array** with libdivsufsort (``pydivsufsort``): the tokens are written as big-endian 2-byte
+   codes (1 byte when the alphabet fits, 4 when it does not) and the byte suffix array is restricted to the
+   suffixes that start on a token; big-endian byte order is token order, so this is the suffix array of the
+   token string. Indices are int32 while the byte string is shorter than 2**31 (parts below ~1e9 tokens).
+4. **LCP array** with Kasai's algorithm (``pydivsufsort.kasai``, C): ``lcp[i]`` is the longest common
+   prefix of the suffixes ``sa[i]`` and ``sa[i + 1]``.
+5. **Find** (vectorised numpy, no per-position Python loop): the suffixes whose first ``k = min_tokens``
+   tokens are equal form contiguous *blocks* of the suffix array (runs with ``lcp >= k``). Every block of
+   two or more suffixes is one distinct k-token window that occurs more than once; every occurrence of a
+   repeated span of ``>= k`` tokens is covered by such windows, and only by them.
+6. **Remove** the marked token ranges, mapped back to characters, and drop documents that became too short.
+
+Rule for what is removed (exact and deterministic; ``W(p)`` is the k-token window starting at global
+position ``p`` of the concatenation, which orders positions by document, then by position in it):
+
+* ``remove_all``: token ``t`` is removed iff some window ``W(p)`` with ``p <= t < p + k``, lying inside
+  one document, occurs at least twice in the part (anywhere: same document or another one).
+* ``keep_first`` (default): token ``t`` is removed iff some window ``W(p)`` with ``p <= t < p + k``,
+  lying inside one document, also occurs at an *earlier* position ``q < p`` (an earlier document, or earlier
+  in the same document; overlapping occurrences count, so in ``a a a a a`` with ``k = 2`` the windows at
+  1, 2, 3 are later copies of the window at 0 and only the first ``a`` stays). This is Lee et al.'s "mark
+  the later duplicates": a passage repeated in documents 1, 2 and 3 stays in document 1 only. The first
+  occurrence of a window is never marked *as that window*, but its tokens can still be removed when they
+  are also covered by some other window that is itself a later copy (overlapping repeats).
+
+Removed token positions are merged into maximal ranges (overlapping and adjacent ones merge), per document.
+
+Mapping back to text: byte offsets of tokens are the cumulative byte lengths of the token ids (byte-level
+BPE: the concatenated bytes of a document's tokens are exactly its UTF-8 encoding). A removed byte range
+removes exactly the characters whose bytes lie entirely inside it; a character split between a removed
+and a kept token (possible for multi-byte characters: CJK, emoji) is kept whole, so the result is always
+valid text and no character is ever cut. At each cut, the whitespace on both sides of it and at the edges
+of the removed text is merged into one separator: two or more newlines become ``"\\n\\n"``, one newline
+``"\\n"``, other whitespace one space, none nothing (a cut inside a word); then the document is stripped.
+Nothing else in the text changes. Untouched documents are returned unchanged (same object).
+
+``min_words``: a document from which something was removed is dropped (``None``) when fewer than
+``min_words`` whitespace-separated words remain. Documents with nothing removed are never dropped here
+(they passed the quality filters already; this stage only judges what it cut).
+
+Memory (peak, per token of the part, int32 indices): token ids ~4 B (uint32 from tiktoken) + the
+concatenated 2-byte string 2 B + the byte-level suffix array 8 B (4 B per byte, 2 bytes per token) + its
+filter mask 2 B + the token suffix array 4 B, then for Kasai the LCP array 4 B plus its internal rank
+array; measured peak about 22 B per token above the texts themselves (see the benchmark). GPT-2 averages
+about 3-4.5 bytes of UTF-8 per token on web text (less for non-Latin scripts), so a part of B bytes of text
+needs roughly 5-8 x B bytes of working memory on top of the texts: ``max_part_bytes`` bounds it through
+``split_parts``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..config import config_number
+from ..errors import UserError
+
+__all__ = [
+    "ExactSubstringConfig",
+    "PartResult",
+    "POLICIES",
+    "dedup_part",
+    "find_repeated_ranges",
+    "split_parts",
+    "tokenize",
+]
+
+POLICIES = ("keep_first", "remove_all")
+
+
+@dataclass(frozen=True)
+class ExactSubstringConfig:
+    min_tokens: int = 50          # shortest repeated span removed, in GPT-2 tokens (Lee et al.: 50)
+    policy: str = "keep_first"    # keep_first | remove_all
+    min_words: int = 50           # an edited document with fewer words left is dropped
+    max_part_bytes: int = 500_000_000  # UTF-8 bytes of text per suffix array (bounds memory, see split_parts)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise UserError(f"exact_substring.policy must be keep_first or remove_all, not '{self.policy}'")
+        if self.min_tokens < 1:
+            raise UserError(f"exact_substring.min_tokens must be >= 1, got {self.min_tokens}")
+        if self.min_words < 0:
+            raise UserError(f"exact_substring.min_words must be >= 0, got {self.min_words}")
+        if self.max_part_bytes < 1:
+            raise UserError(f"exact_substring.max_part_bytes must be >= 1, got {self.max_part_bytes}")
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> "ExactSubstringConfig":
+        """Build from the ``dedup.exact_substring`` config section (missing keys take the defaults)."""
+        section = section or {}
+        defaults = cls()
+
+        def integer(key: str) -> int:
+            value = section.get(key)
+            if value is None:
+                return getattr(defaults, key)
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise UserError(f"config key 'exact_substring.{key}' must be an integer, got {value!r}")
+            return int(config_number("exact_substring", key, value, float))
+
+        policy = section.get("policy")
+        policy = defaults.policy if policy is None else str(policy)
+        return cls(min_tokens=integer("min_tokens"), policy=policy, min_words=integer("min_words"),
+                   max_part_bytes=integer("max_part_bytes"))
+
+
+@dataclass
+class PartResult:
+    texts: list[str | None]       # per input document: the new text, or None when dropped
+    removed_chars: list[int]      # per input document: characters removed (before whitespace clean-up)
+    duplicate_spans: int          # merged removed token ranges in the part
+    tokens: int                   # GPT-2 tokens in the part
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (when asked for)
+
+
+# ----------------------------------------------------------------------------------------------- parts
+
+def split_parts(sizes: Sequence[int], max_part_bytes: int) -> list[range]:
+    """Group consecutive documents into parts of at most ``max_part_bytes`` (sum of ``sizes``, normally
+    UTF-8 bytes). A document larger than the budget on its own forms a part by itself. Order is kept, every
+    index appears exactly once, no part is empty."""
+    if max_part_bytes < 1:
+        raise UserError(f"exact_substring.max_part_bytes must be >= 1, got {max_part_bytes}")
+    parts: list[range] = []
+    start = 0
+    total = 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > max_part_bytes:
+            parts.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        parts.append(range(start, len(sizes)))
+    return parts
+
+
+# ------------------------------------------------------------------------------------------ tokenising
+
+@lru_cache(maxsize=1)
+def _token_byte_lengths() -> np.ndarray:
+    """UTF-8 byte length of every GPT-2 token id (byte-level BPE: a token is a byte string)."""
+    from ..stages.tokens import get_encoding
+
+    enc = get_encoding("gpt2")
+    return np.array([len(enc.decode_single_token_bytes(i)) for i in range(enc.n_vocab)], dtype=np.int64)
+
+
+def _fix_surrogates(text: str) -> str:
+    # As tiktoken does: a lone surrogate (not encodable as UTF-8) becomes U+FFFD, one character for one,
+    # so character offsets are unchanged.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def tokenize(texts: Sequence[str]) -> list[np.ndarray]:
+    """GPT-2 token ids of each text (uint32 arrays), identical to ``encode_ordinary``. Single-threaded."""
+    from ..stages.tokens import get_encoding
+
+    enc = get_encoding("gpt2")
+    out = []
+    for text in texts:
+        try:
+            # == encode_ordinary (no special token is allowed, none is refused), without a Python list
+            out.append(enc.encode_to_numpy(text, disallowed_special=()))
+        except UnicodeEncodeError:
+            out.append(enc.encode_to_numpy(_fix_surrogates(text), disallowed_special=()))
+    return out
+
+
+# ------------------------------------------------------------------------------ suffix array and LCP
+
+@dataclass
+class _Part:
+    """The documents of a part as one integer string: document d is ``text[starts[d]:seps[d]]`` and
+    ``text[seps[d]]`` is the separator (larger than every token id)."""
+    text: np.ndarray
+    starts: np.ndarray
+    seps: np.ndarray
+
+    def doc(self, d: int) -> np.ndarray:
+        return self.text[self.starts[d]:self.seps[d]]
+
+
+def _concatenate(token_arrays: Sequence[np.ndarray]) -> _Part:
+    lengths = np.fromiter((len(a) for a in token_arrays), dtype=np.int64, count=len(token_arrays))
+    pieces = [np.asarray(a).ravel() for a in token_arrays if len(a)]
+    flat = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
+    if flat.size and not np.issubdtype(flat.dtype, np.integer):
+        raise ValueError("token ids must be integers")
+    if flat.size and int(flat.min()) < 0:
+        raise ValueError("token ids must be >= 0")
+    sep = int(flat.max()) + 1 if flat.size else 0
+    dtype = np.uint8 if sep < 1 << 8 else np.uint16 if sep < 1 << 16 else np.uint32
+    starts = np.zeros(len(token_arrays), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    seps = starts + lengths
+    text = np.full(flat.size + len(token_arrays), sep, dtype=dtype)
+    tokens = np.ones(text.size, dtype=bool)
+    tokens[seps] = False
+    text[tokens] = flat
+    return _Part(text, starts, seps)
+
+
+def _suffix_array(text: np.ndarray) -> np.ndarray:
+    """Suffix array of an integer string (uint8/16/32) by libdivsufsort, which sorts bytes: wider symbols
+    are sorted as their big-endian bytes (same order) and only the suffixes starting on a symbol are kept.
+    ``text`` is byte-swapped in place during the sort and restored. int32 when the string allows it."""
+    import sys
+
+    from pydivsufsort import divsufsort
+
+    if text.dtype == np.uint8:
+        return np.asarray(divsufsort(text))
+    width = text.dtype.itemsize
+    swap = sys.byteorder == "little"
+    if swap:
+        text.byteswap(inplace=True)
+    try:
+        sa_bytes = np.asarray(divsufsort(text.view(np.uint8)))
+    finally:
+        if swap:
+            text.byteswap(inplace=True)
+    n = len(text)
+    sa = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
+    shift = width.bit_length() - 1
+    filled = 0
+    chunk = 1 << 20   # filter in slices: no full-size temporaries
+    for i in range(0, len(sa_bytes), chunk):
+        part = sa_bytes[i:i + chunk]
+        part = part[(part & (width - 1)) == 0] >> shift
+        sa[filled:filled + len(part)] = part
+        filled += len(part)
+    assert filled == n
+    return sa
+
+
+def _lcp(text: np.ndarray, sa: np.ndarray) -> np.ndarray:
+    """Kasai: ``lcp[i]`` = longest common prefix of suffixes ``sa[i]`` and ``sa[i + 1]`` (last entry 0)."""
+    from pydivsufsort import kasai
+
+    return np.asarray(kasai(text, sa))
+
+
+def _marked_windows(sa: np.ndarray, lcp: np.ndarray, seps: np.ndarray, k: int, policy: str) -> np.ndarray:
+    """Start positions (sorted) of the in-document k-windows to remove under ``policy``."""
+    pairs = np.flatnonzero(lcp >= k)          # sa[i] and sa[i + 1] share their first k tokens
+    if pairs.size == 0:
+        return np.empty(0, dtype=np.int64)
+    # Runs of consecutive pair indices [a..b] are the blocks sa[a .. b + 1] of identical windows.
+    new_run = np.empty(pairs.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(pairs[1:], pairs[:-1] + 1, out=new_run[1:])
+    run_first = np.flatnonzero(new_run)
+    block_start = pairs[run_first]
+    block_size = np.diff(np.append(run_first, pairs.size)) + 1   # pairs in the run + 1 suffixes
+    offsets = np.zeros(block_size.size, dtype=np.int64)
+    np.cumsum(block_size[:-1], out=offsets[1:])
+    members = np.arange(int(block_size.sum()), dtype=np.int64) + np.repeat(block_start - offsets, block_size)
+    positions = sa[members].astype(np.int64)
+    first = np.minimum.reduceat(positions, offsets)
+    # A block's windows are identical, so they are all inside documents or all hold the separator.
+    inside = (seps[np.searchsorted(seps, first)] - first) >= k
+    keep = np.repeat(inside, block_size)
+    if policy == "keep_first":
+        keep &= positions != np.repeat(first, block_size)
+    marked = positions[keep]
+    marked.sort()
+    return marked
+
+
+def _merge_windows(starts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Union of the sorted windows ``[s, s + k)`` as maximal ranges (adjacent windows merge)."""
+    if starts.size == 0:
+        return starts, starts
+    breaks = np.flatnonzero(starts[1:] > starts[:-1] + k) + 1
+    lo = starts[np.concatenate(([0], breaks))]
+    hi = starts[np.concatenate((breaks - 1, [starts.size - 1]))] + k
+    return lo, hi
+
+
+def _check(min_tokens: int, policy: str) -> None:
+    if policy not in POLICIES:
+        raise UserError(f"exact_substring.policy must be keep_first or remove_all, not '{policy}'")
+    if min_tokens < 1:
+        raise UserError(f"exact_substring.min_tokens must be >= 1, got {min_tokens}")
+
+
+def _tick(timings: dict[str, float] | None, phase: str, clock: float) -> float:
+    now = time.perf_counter()
+    if timings is not None:
+        timings[phase] = timings.get(phase, 0.0) + now - clock
+    return now
+
+
+def _find(part: _Part, min_tokens: int, policy: str,
+          timings: dict[str, float] | None = None) -> list[list[tuple[int, int]]]:
+    _check(min_tokens, policy)
+    lengths = part.seps - part.starts
+    out: list[list[tuple[int, int]]] = [[] for _ in range(len(lengths))]
+    if int(np.maximum(lengths - min_tokens + 1, 0).sum()) < 2:
+        return out  # fewer than two k-token windows inside documents: nothing can repeat
+    clock = time.perf_counter()
+    sa = _suffix_array(part.text)
+    clock = _tick(timings, "suffix_array", clock)
+    lcp = _lcp(part.text, sa)
+    clock = _tick(timings, "lcp", clock)
+    marked = _marked_windows(sa, lcp, part.seps, min_tokens, policy)
+    del sa, lcp
+    lo, hi = _merge_windows(marked, min_tokens)
+    docs = np.searchsorted(part.seps, lo)
+    offset = part.starts[docs]
+    for d, a, b in zip(docs.tolist(), (lo - offset).tolist(), (hi - offset).tolist()):
+        out[d].append((a, b))
+    _tick(timings, "find", clock)
+    return out
+
+
+def find_repeated_ranges(token_arrays: list[np.ndarray], min_tokens: int = 50,
+                         policy: str = "keep_first") -> list[list[tuple[int, int]]]:
+    """Token index ranges ``[start, end)`` to remove, per document (sorted, merged, never across documents).
+
+    ``token_arrays`` are the documents of one part, in order, as arrays of non-negative integer ids; see the
+    module docstring for the exact rule of each policy."""
+    _check(min_tokens, policy)
+    return _find(_concatenate(token_arrays), min_tokens, policy)
+
+
+# ------------------------------------------------------------------------------------ back to text
+
+def _char_ranges(text: str, tokens: np.ndarray, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character ranges holding exactly the characters whose bytes all lie in the removed token ranges."""
+    lengths = _token_byte_lengths()[tokens]
+    bounds = np.zeros(len(tokens) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    tok = np.array(ranges, dtype=np.int64)
+    byte_lo, byte_hi = bounds[tok[:, 0]], bounds[tok[:, 1]]
+    if bounds[-1] == len(text):  # ASCII: one byte per character
+        pairs = zip(byte_lo.tolist(), byte_hi.tolist())
+    else:
+        # A lone surrogate (tokenised as U+FFFD) takes 3 bytes with a lead byte either way.
+        raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        lead = (raw & 0xC0) != 0x80                           # first byte of a character
+        before = np.zeros(raw.size + 1, dtype=np.int64)       # characters starting before each byte offset
+        np.cumsum(lead, out=before[1:])
+        char_lo = before[byte_lo]                             # first character starting at or after lo
+        inside = np.zeros(raw.size + 1, dtype=bool)           # offset falls inside a character
+        inside[:-1] = ~lead
+        char_hi = before[byte_hi] - inside[byte_hi]           # characters ending at or before hi
+        pairs = zip(char_lo.tolist(), char_hi.tolist())
+    return [(a, b) for a, b in pairs if b > a]
+
+
+def _seam(runs: list[str]) -> str:
+    """One separator for the whitespace around a cut, given as the runs of whitespace that were contiguous in
+    the original text (the kept text's edge with the removed text's edge, on each side)."""
+    newlines = max(run.count("\n") for run in runs)
+    return "\n\n" if newlines >= 2 else "\n" if newlines else " " if any(runs) else ""
+
+
+def _cut(text: str, char_ranges: list[tuple[int, int]]) -> str:
+    """The text without the (sorted, disjoint) character ranges. At each cut, the whitespace around it becomes
+    one separator (see ``_seam``), so that the words on both sides are not glued together and no run of
+    blank lines is left; the result is stripped. Text away from the cuts is unchanged."""
+    out: list[str] = []
+    runs = [""]                 # whitespace runs around the current cut, each contiguous in the original
+    prev = 0
+    for a, b in [*char_ranges, (len(text), len(text))]:
+        piece = text[prev:a]
+        rest = piece.lstrip()
+        runs[-1] += piece[:len(piece) - len(rest)]
+        if rest:
+            if out:
+                out.append(_seam(runs))
+            body = rest.rstrip()
+            out.append(body)
+            runs = [rest[len(body):]]
+        removed = text[a:b]
+        core = removed.strip()
+        if not core:            # a whitespace-only cut joins the runs on both sides
+            runs[-1] += removed
+        else:
+            runs[-1] += removed[:len(removed) - len(removed.lstrip())]
+            runs.append(removed[len(removed.rstrip()):])
+        prev = b
+    return "".join(out).strip()
+
+
+def dedup_part(texts: Sequence[str], cfg: ExactSubstringConfig = ExactSubstringConfig(),
+               *, timings: dict[str, float] | None = None) -> PartResult:
+    """Remove the repeated spans of one part (see the module docstring). ``timings``, when given, receives
+    seconds per phase: tokenize (with concatenation), suffix_array, lcp, find, remove."""
+    _check(cfg.min_tokens, cfg.policy)
+    clock = time.perf_counter()
+    part = _concatenate(tokenize(texts))       # the uint32 token arrays are freed here
+    clock = _tick(timings, "tokenize", clock)
+    ranges = _find(part, cfg.min_tokens, cfg.policy, timings)
+    clock = time.perf_counter()
+    new_texts: list[str | None] = list(texts)
+    removed = [0] * len(texts)
+    spans = 0
+    for d, doc_ranges in enumerate(ranges):
+        if not doc_ranges:
+            continue
+        spans += len(doc_ranges)
+        chars = _char_ranges(texts[d], part.doc(d), doc_ranges)
+        if not chars:
+            continue
+        removed[d] = sum(b - a for a, b in chars)
+        new = _cut(texts[d], chars)
+        new_texts[d] = new if len(new.split()) >= cfg.min_words else None
+    _tick(timings, "remove", clock)
+    return PartResult(texts=new_texts, removed_chars=removed, duplicate_spans=spans,
+                      tokens=int((part.seps - part.starts).sum()),
+                      timings=dict(timings) if timings is not None else {})
