@@ -18,7 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/refinedweb run --config configs/demo.yaml \
-	  --input 'refinedweb/resources/samples/*.warc.gz' --output $(OUTPUT) --stage filter
+	  --input 'refinedweb/resources/samples/*.warc.gz' --output $(OUTPUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
