@@ -17,9 +17,11 @@ whose exact repeats of >= 50 tokens are rare, as after MinHash dedup), and 10% o
 shuffled. The whole corpus is one part (one suffix array), as ``dedup_part`` sees it.
 
 Timing: ``dedup_part`` runs ``--repeats`` times in this process (single-threaded: tiktoken's
-``encode_to_numpy`` per document, no thread pool); MB/s is UTF-8 bytes of input per second, by wall clock
-and by this process's CPU time (the machine is shared: CPU time is the fairer "per core" figure). Peak
-memory of the suffix-array part (concatenate, suffix array, LCP, find) is measured in a fresh process.
+``encode_to_numpy`` per document, no thread pool; OMP_NUM_THREADS=1 for libdivsufsort); MB/s is UTF-8 bytes
+of input per second, by wall clock and by this process's CPU time (the machine may be shared: CPU time is the
+fairer "per core" figure). Phases: tokenize (with concatenation), prefilter (candidate regions), suffix_array,
+lcp, find, remove. ``--no-prefilter`` sorts the whole part instead (same output, checked). Peak memory of
+the suffix-array part (prefilter, suffix array, LCP, find) is measured in a fresh process.
 
 Prints JSON.
 """
@@ -143,8 +145,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus", choices=("mixed", "english"), default="mixed")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-prefilter", action="store_true", help="suffix array of the whole part")
     args = parser.parse_args()
 
+    from refinedweb.dedup import exact_substring as es
     from refinedweb.dedup.exact_substring import ExactSubstringConfig, _token_byte_lengths, dedup_part
     from refinedweb.stages.tokens import get_encoding
 
@@ -155,6 +159,12 @@ def main() -> None:
     get_encoding("gpt2")
     _token_byte_lengths()  # one-off set-up, not per part
     cfg = ExactSubstringConfig()
+    if args.no_prefilter:
+        es._PREFILTER_MAX_SHARE = 0.0
+    part = es._concatenate(es.tokenize(docs))
+    lo, hi = es._candidate_regions(part, cfg.min_tokens)
+    candidate_share = int((hi - lo).sum()) / len(part.text)
+    del part, lo, hi
 
     runs = []
     result = None
@@ -176,6 +186,8 @@ def main() -> None:
         "corpus": args.corpus, "documents": len(docs), "megabytes": round(mb, 2), "tokens": result.tokens,
         "bytes_per_token": round(nbytes / result.tokens, 2), "corpus_build_seconds": round(build, 1),
         "duplicate_spans": result.duplicate_spans,
+        "candidate_region_share": round(candidate_share, 3),
+        "prefilter": not args.no_prefilter,
         "chars_removed_fraction": round(removed / sum(len(d) for d in docs), 4),
         "documents_dropped": sum(t is None for t in result.texts),
         "repeats": args.repeats,

@@ -152,7 +152,8 @@ def main() -> None:
     parser.add_argument("--skip-setup", action="store_true", help="do not measure the compile / cache-load cost")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps({"ours": worker_ours, "datasketch": worker_datasketch, "setup": worker_setup}[args.worker](args)))
+        workers = {"ours": worker_ours, "datasketch": worker_datasketch, "setup": worker_setup}
+        print(json.dumps(workers[args.worker](args)))
         return
     if not GROUND_TRUTH.exists():
         sys.exit(f"missing {GROUND_TRUTH} (../shared/data beside the checkout)")

@@ -174,3 +174,18 @@ def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(tmp_path):
     assert revisited <= set(out)        # the first copy of each revisited payload survives (repeats inside
                                         # it, e.g. in jquery.js, may still be trimmed by exact substrings)
     assert stats["stages"]["minhash"]["docs_removed"] >= len(revisits)
+
+
+def test_documents_without_words_are_not_near_duplicates(tmp_path):
+    """Phases called directly (no Ray): empty and punctuation-only texts share no shingles, so MinHash
+    must not cluster them (they would all have the same all-max signature)."""
+    from refinedweb.config import load_config
+    from refinedweb.dedup.phases import phase_finish, phase_minhash, phase_partition
+
+    rows = [{"id": f"e{i}", "url": f"https://e.org/{i}", "text": t} for i, t in enumerate(["", "...", " ", "!!"])]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    cfg = load_config(overrides=["dedup.stages=[minhash]"])
+    out = str(tmp_path / "out")
+    phase_partition(0, str(tmp_path / "in.parquet"), cfg, out)
+    assert phase_minhash(0, cfg, out)["removed"] == 0
+    assert phase_finish(0, cfg, out)["docs_out"] == 4

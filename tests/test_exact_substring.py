@@ -323,20 +323,64 @@ def test_whitespace_at_cuts():
 
 # ------------------------------------------------------------------------------------ exact algorithm
 
+def _random_case(rng: random.Random) -> tuple[list[list[int]], int]:
+    vocab = rng.randint(3, 5)
+    k = rng.randint(4, 6)
+    arrays = [[rng.randrange(vocab) for _ in range(rng.choice([0, rng.randint(1, 12), rng.randint(10, 40)]))]
+              for _ in range(rng.randint(1, 6))]
+    if rng.random() < 0.3:   # mostly unique text with a few planted repeats: the prefilter has work to do
+        arrays = [[rng.randrange(1000) for _ in range(len(a))] for a in arrays]
+        for _ in range(rng.randint(1, 3)):
+            src, dst = rng.randrange(len(arrays)), rng.randrange(len(arrays))
+            if len(arrays[src]) >= k:
+                at = rng.randrange(len(arrays[src]) - k + 1)
+                span = arrays[src][at:at + k + rng.randint(0, 3)]
+                pos = rng.randint(0, len(arrays[dst]))
+                arrays[dst] = arrays[dst][:pos] + span + arrays[dst][pos:]
+    return arrays, k
+
+
 @pytest.mark.parametrize("seed", range(4))
-def test_matches_brute_force_on_random_tokens(seed):
+def test_matches_brute_force_on_random_tokens(seed, monkeypatch):
     rng = random.Random(seed)
     for case in range(80):
-        vocab = rng.randint(3, 5)
-        k = rng.randint(4, 6)
-        arrays = [[rng.randrange(vocab) for _ in range(rng.choice([0, rng.randint(1, 12), rng.randint(10, 40)]))]
-                  for _ in range(rng.randint(1, 6))]
-        # also exercise the 2-byte and 4-byte symbol paths of the suffix sort
+        arrays, k = _random_case(rng)
+        # also exercise the 1-, 2- and 4-byte symbol paths of the suffix sort
         scale = rng.choice([1, 1, 997, 40_009])
         big = [np.array([x * scale + 3 for x in a], dtype=np.int64) for a in arrays]
         for policy in ("keep_first", "remove_all"):
-            got = find_repeated_ranges(big, k, policy)
-            assert got == brute_force(arrays, k, policy), (seed, case, policy, k, arrays)
+            want = brute_force(arrays, k, policy)
+            assert find_repeated_ranges(big, k, policy) == want, (seed, case, policy, k, arrays)
+            part = es._concatenate(big)
+            assert es._find(part, k, policy, prefilter=False) == want       # suffix array of the whole part
+            with monkeypatch.context() as m:
+                m.setattr(es, "_PREFILTER_MAX_SHARE", 2.0)                   # always sort the regions only
+                assert es._find(part, k, policy) == want
+
+
+def test_prefilter_is_exact_even_with_a_colliding_hash(monkeypatch):
+    """The hash only selects candidate regions; collisions add regions but never change the result."""
+    rng = random.Random(11)
+    cases = [_random_case(rng) for _ in range(60)]
+    monkeypatch.setattr(es, "_PREFILTER_MAX_SHARE", 2.0)
+    for collide in (lambda text, k: np.zeros(len(text) - k + 1, dtype=np.uint64),
+                    lambda text, k: (text[:len(text) - k + 1] % 2).astype(np.uint64) << np.uint64(63)):
+        monkeypatch.setattr(es, "_window_hashes", collide)
+        for arrays, k in cases:
+            part = es._concatenate([np.array(a, dtype=np.int64) for a in arrays])
+            for policy in ("keep_first", "remove_all"):
+                assert es._find(part, k, policy) == brute_force(arrays, k, policy)
+
+
+def test_prefilter_regions_on_real_text(articles):
+    """On real text the candidate regions are a small share, and sorting them alone changes nothing."""
+    docs = articles[:60] + [articles[1][:3000] + "\n\n" + articles[7][:2000], articles[7][1000:4000]]
+    part = es._concatenate(tokenize(docs))
+    lo, hi = es._candidate_regions(part, K)
+    assert 0 < int((hi - lo).sum()) < 0.2 * len(part.text)
+    fast = es._find(part, K, "keep_first")
+    assert fast == es._find(part, K, "keep_first", prefilter=False)
+    assert any(fast)
 
 
 def test_suffix_array_and_lcp_are_exact():

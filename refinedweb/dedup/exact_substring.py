@@ -12,17 +12,26 @@ Pipeline for one part (a list of documents), all in memory:
    the alphabet below 2**16, i.e. 2 bytes per token for the suffix sort instead of 4. Cross-document
    matches are still impossible: a window ``[p, p + k)`` counts only when it holds no ``S`` (it lies inside
    one document), and a window identical to it holds no ``S`` either, so both lie inside documents.
-3. **Suffix array** with libdivsufsort (``pydivsufsort``): the tokens are written as big-endian 2-byte
+3. **Candidate regions** (exact-safe prefilter, vectorised numpy): a 64-bit polynomial hash of every
+   in-document k-token window (``k = min_tokens``); one in-place sort of (top hash bits | position) finds the
+   windows whose hash occurs twice or more; the union of those windows gives the candidate regions. A window
+   that occurs twice has twice the same hash, so every occurrence of every repeated window lies inside a
+   region; a collision only adds a region. The hash never decides anything: the suffix array below does,
+   over the regions (each followed by ``S``) instead of the whole part, when they are under 60% of it
+   (on web text after MinHash they are a small share: this cuts the suffix array + LCP time 3-10x).
+4. **Suffix array** with libdivsufsort (``pydivsufsort``): the tokens are written as big-endian 2-byte
    codes (1 byte when the alphabet fits, 4 when it does not) and the byte suffix array is restricted to the
    suffixes that start on a token; big-endian byte order is token order, so this is the suffix array of the
    token string. Indices are int32 while the byte string is shorter than 2**31 (parts below ~1e9 tokens).
-4. **LCP array** with Kasai's algorithm (``pydivsufsort.kasai``, C): ``lcp[i]`` is the longest common
+   libdivsufsort is built with OpenMP: set ``OMP_NUM_THREADS=1`` for one core (Ray workers do by default).
+5. **LCP array** with Kasai's algorithm (``pydivsufsort.kasai``, C): ``lcp[i]`` is the longest common
    prefix of the suffixes ``sa[i]`` and ``sa[i + 1]``.
-5. **Find** (vectorised numpy, no per-position Python loop): the suffixes whose first ``k = min_tokens``
-   tokens are equal form contiguous *blocks* of the suffix array (runs with ``lcp >= k``). Every block of
-   two or more suffixes is one distinct k-token window that occurs more than once; every occurrence of a
-   repeated span of ``>= k`` tokens is covered by such windows, and only by them.
-6. **Remove** the marked token ranges, mapped back to characters, and drop documents that became too short.
+6. **Find** (vectorised numpy, no per-position Python loop): the suffixes whose first k tokens are equal
+   form contiguous *blocks* of the suffix array (runs with ``lcp >= k``). Every block of two or more
+   suffixes is one distinct k-token window that occurs more than once; every occurrence of a repeated span
+   of ``>= k`` tokens is covered by such windows, and only by them. The smallest position of a block is its
+   first occurrence. Windows holding ``S`` (all of a block or none) are ignored.
+7. **Remove** the marked token ranges, mapped back to characters, and drop documents that became too short.
 
 Rule for what is removed (exact and deterministic; ``W(p)`` is the k-token window starting at global
 position ``p`` of the concatenation, which orders positions by document, then by position in it):
@@ -52,12 +61,14 @@ Nothing else in the text changes. Untouched documents are returned unchanged (sa
 ``min_words`` whitespace-separated words remain. Documents with nothing removed are never dropped here
 (they passed the quality filters already; this stage only judges what it cut).
 
-Memory (peak, per token of the part, int32 indices): token ids ~4 B (uint32 from tiktoken) + the
-concatenated 2-byte string 2 B + the byte-level suffix array 8 B (4 B per byte, 2 bytes per token) + its
-filter mask 2 B + the token suffix array 4 B, then for Kasai the LCP array 4 B plus its internal rank
-array; measured peak about 22 B per token above the texts themselves (see the benchmark). GPT-2 averages
-about 3-4.5 bytes of UTF-8 per token on web text (less for non-Latin scripts), so a part of B bytes of text
-needs roughly 5-8 x B bytes of working memory on top of the texts: ``max_part_bytes`` bounds it through
+Memory (peak, per token of the part; int32 suffix array): the concatenated token string 2 B, plus the
+largest of: tokenising (uint32 ids 4 B + their concatenation 4 B + mask 1 B, briefly), the prefilter (window
+hashes 8 B + mask 1 B), the suffix sort (byte-level suffix array 8 B, i.e. 4 B per byte at 2 bytes per token,
++ token suffix array 4 B) and Kasai (suffix array 4 B + rank and LCP 8 B): about 14 B per token, plus
+~50 MB of fixed slice buffers (measured: 17 B per token on a 10.8M-token part, whether or not the
+prefilter reduces it). The regions' suffix array is smaller still. GPT-2 averages 2.8-3.5 bytes of UTF-8 per
+token on web text (less for non-Latin scripts), so a part of B bytes of text needs about 5 x B bytes of
+working memory on top of the input and output strings: ``max_part_bytes`` bounds it through
 ``split_parts``.
 """
 
@@ -84,6 +95,7 @@ __all__ = [
 ]
 
 POLICIES = ("keep_first", "remove_all")
+_CHUNK = 1 << 20   # elements per slice where big arrays are processed in slices (bounds temporaries)
 
 
 @dataclass(frozen=True)
@@ -290,7 +302,11 @@ def _merge_windows(starts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Union of the sorted windows ``[s, s + k)`` as maximal ranges (adjacent windows merge)."""
     if starts.size == 0:
         return starts, starts
-    breaks = np.flatnonzero(starts[1:] > starts[:-1] + k) + 1
+    gap = np.empty(starts.size - 1, dtype=bool)            # a new range starts after gap[i]
+    for s in range(0, gap.size, _CHUNK):
+        e = min(gap.size, s + _CHUNK)
+        np.greater(starts[s + 1:e + 1] - starts[s:e], k, out=gap[s:e])
+    breaks = np.flatnonzero(gap) + 1
     lo = starts[np.concatenate(([0], breaks))]
     hi = starts[np.concatenate((breaks - 1, [starts.size - 1]))] + k
     return lo, hi
@@ -310,21 +326,147 @@ def _tick(timings: dict[str, float] | None, phase: str, clock: float) -> float:
     return now
 
 
-def _find(part: _Part, min_tokens: int, policy: str,
-          timings: dict[str, float] | None = None) -> list[list[tuple[int, int]]]:
+# ------------------------------------------------------------------------------- candidate prefilter
+
+_BASE = np.uint64(0x9E3779B97F4A7C15)            # odd, so invertible modulo 2**64
+_BASE_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 of each value: a fixed pseudo-random 64-bit code per symbol."""
+    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    out = np.full(n, base, dtype=np.uint64)
+    out[0] = 1
+    return np.cumprod(out, out=out)
+
+
+def _window_hashes(text: np.ndarray, k: int) -> np.ndarray:
+    """64-bit polynomial hash of every k-window ``text[p:p + k]``, p = 0 .. len - k (mod 2**64, symbols mixed
+    by splitmix64). Equal windows have equal hashes; the converse is only very likely."""
+    n = len(text) - k + 1
+    out = np.empty(n, dtype=np.uint64)
+    table = _mix(np.arange(int(text.max()) + 1)) if text.dtype != np.uint32 else None
+    chunk = min(n, _CHUNK)
+    up, down = _powers(_BASE, chunk + k), _powers(_BASE_INV, chunk)
+    acc = np.zeros(chunk + k, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            symbols = text[s:e + k - 1]
+            codes = table[symbols] if table is not None else _mix(symbols)
+            codes *= up[:len(symbols)]                       # code_j * B**(j - s)
+            np.cumsum(codes, out=acc[1:len(symbols) + 1])
+            window = acc[k:k + e - s] - acc[:e - s]          # sum over the window, still scaled by B**(p - s)
+            window *= down[:e - s]
+            out[s:e] = window
+    return out
+
+
+def _candidate_regions(part: _Part, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal token ranges ``[lo, hi)`` covering every in-document k-window whose hash occurs at least twice.
+
+    Exact-safe: a window that occurs twice has twice the same hash, so every repeated window (and every one of
+    its occurrences) lies inside a region; a hash collision only adds a region. Only the top bits of the hash
+    are compared (the low bits carry the position through one in-place sort), which again can only add."""
+    text = part.text
+    n = len(text) - k + 1
+    if n < 2:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    lengths = part.seps - part.starts
+    ok = lengths >= k                                        # windows inside document d: starts[d] .. seps[d] - k
+    edge = np.zeros(len(text) + 1, dtype=np.int8)
+    edge[part.starts[ok]] = 1
+    edge[part.seps[ok] - k + 1] = -1
+    inside = np.cumsum(edge[:n], dtype=np.int8).astype(bool)
+    del edge
+    bits = max(1, (n - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    keys = _window_hashes(text, k)
+    kept = 0
+    for s in range(0, n, _CHUNK):                          # in place: key = hash top bits | position, inside only
+        e = min(n, s + _CHUNK)
+        chunk = (keys[s:e] & ~low) | np.arange(s, e, dtype=np.uint64)
+        chunk = chunk[inside[s:e]]
+        keys[kept:kept + len(chunk)] = chunk
+        kept += len(chunk)
+    del inside
+    keys = keys[:kept]
+    keys.sort()
+    repeated = np.zeros(kept, dtype=bool)
+    for s in range(0, kept - 1, _CHUNK):
+        e = min(kept - 1, s + _CHUNK)
+        same = ((keys[s:e] ^ keys[s + 1:e + 1]) & ~low) == 0   # neighbours with the same top bits
+        repeated[s:e] |= same
+        repeated[s + 1:e + 1] |= same
+    found = 0
+    for s in range(0, kept, _CHUNK):                       # in place again: the positions of repeated windows
+        chunk = keys[s:s + _CHUNK][repeated[s:s + _CHUNK]] & low
+        keys[found:found + len(chunk)] = chunk
+        found += len(chunk)
+    del repeated
+    starts = keys[:found].view(np.int64)                   # positions < 2**63
+    starts.sort()
+    return _merge_windows(starts, k)
+
+
+def _reduce(part: _Part, lo: np.ndarray, hi: np.ndarray) -> _Part:
+    """The candidate regions of a part as a part of their own (each region followed by the separator)."""
+    edge = np.zeros(len(part.text) + 1, dtype=np.int8)     # regions are disjoint and not adjacent
+    edge[lo] = 1
+    edge[hi] = -1
+    covered = np.cumsum(edge[:-1], dtype=np.int8).view(bool)
+    del edge
+    sizes = hi - lo
+    starts = np.zeros(len(lo), dtype=np.int64)
+    np.cumsum(sizes[:-1] + 1, out=starts[1:])
+    seps = starts + sizes
+    text = np.full(int(sizes.sum()) + len(lo), part.text[part.seps[0]], dtype=part.text.dtype)
+    tokens = np.ones(len(text), dtype=bool)
+    tokens[seps] = False
+    text[tokens] = part.text[covered]
+    return _Part(text, starts, seps)
+
+
+# Sort only the candidate regions when they are less than this share of the part (else the copy is not worth
+# it and the whole part is sorted; the result is the same either way).
+_PREFILTER_MAX_SHARE = 0.6
+
+
+def _find(part: _Part, min_tokens: int, policy: str, timings: dict[str, float] | None = None,
+          prefilter: bool = True) -> list[list[tuple[int, int]]]:
     _check(min_tokens, policy)
+    k = min_tokens
     lengths = part.seps - part.starts
     out: list[list[tuple[int, int]]] = [[] for _ in range(len(lengths))]
-    if int(np.maximum(lengths - min_tokens + 1, 0).sum()) < 2:
+    if int(np.maximum(lengths - k + 1, 0).sum()) < 2:
         return out  # fewer than two k-token windows inside documents: nothing can repeat
     clock = time.perf_counter()
-    sa = _suffix_array(part.text)
+    target = part
+    region_lo = None
+    if prefilter:
+        lo, hi = _candidate_regions(part, k)
+        if int((hi - lo).sum()) < _PREFILTER_MAX_SHARE * len(part.text):
+            target, region_lo = _reduce(part, lo, hi), lo
+        clock = _tick(timings, "prefilter", clock)
+    if len(target.seps) == 0:
+        return out
+    sa = _suffix_array(target.text)
     clock = _tick(timings, "suffix_array", clock)
-    lcp = _lcp(part.text, sa)
+    lcp = _lcp(target.text, sa)
     clock = _tick(timings, "lcp", clock)
-    marked = _marked_windows(sa, lcp, part.seps, min_tokens, policy)
+    marked = _marked_windows(sa, lcp, target.seps, k, policy)
     del sa, lcp
-    lo, hi = _merge_windows(marked, min_tokens)
+    if region_lo is not None:                                # back to positions in the part (order kept)
+        region = np.searchsorted(target.seps, marked)
+        marked = marked - target.starts[region] + region_lo[region]
+    lo, hi = _merge_windows(marked, k)
     docs = np.searchsorted(part.seps, lo)
     offset = part.starts[docs]
     for d, a, b in zip(docs.tolist(), (lo - offset).tolist(), (hi - offset).tolist()):

@@ -82,14 +82,18 @@ def phase_partition(file_index: int, uri: str, cfg: dict[str, Any], output: str)
     parts = part_of(hashes, int(dcfg["parts"]))
     band_keys = None
     if "minhash" in dcfg["stages"] and n:
-        from .minhash import MinHashConfig, MinHasher
+        from .minhash import MinHashConfig, MinHasher, normalize_words
 
-        band_keys = MinHasher(MinHashConfig.from_config(dcfg["minhash"])).band_keys_batch(
-            [t or "" for t in table.column("text").to_pylist()])
+        texts = [t or "" for t in table.column("text").to_pylist()]
+        # Documents without words have no shingles: they would all share one signature and "match" each
+        # other, so they take no part in MinHash.
+        has_words = np.fromiter((bool(normalize_words(t)) for t in texts), dtype=bool, count=n)
+        band_keys = MinHasher(MinHashConfig.from_config(dcfg["minhash"])).band_keys_batch(texts)
     for part in np.unique(parts):
         rows = np.flatnonzero(parts == part)
         _write_parquet(storage, f"{WORK}/parts/p={part:05d}/f={file_index:06d}.parquet", table.take(rows))
         if band_keys is not None:
+            rows = rows[has_words[rows]]
             _save_npz(storage, f"{WORK}/bands/p={part:05d}/f={file_index:06d}.npz", docs=docs[rows], keys=band_keys[rows])
     return {"uri": uri, "rows": n, "seconds": round(time.time() - started, 3)}
 
