@@ -58,28 +58,35 @@ def _cmd_run(args) -> int:
     workers = args.workers or cfg["run"]["workers"]
     code = EXIT_OK
     dedup_inputs = args.input
-    if args.stage in ("filter", "all"):
-        from .runtime.filter_job import run_filter_stage
-        from .stats import format_funnel
+    from .runtime.ray_runner import RayRuntime
 
-        summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
-                                   limit=args.limit, log=_log)
-        print(format_funnel(summary))
-        print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
-        failed = [f for f in summary["files"] if f["status"] != "ok"]
-        if failed:
-            print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
-            for f in failed:
-                print(f"  {f['uri']}: {f['error']}", file=sys.stderr)
-            code = EXIT_FAILED
-        dedup_inputs = [_filtered_inputs(summary["output"])]
-    if args.stage in ("dedup", "all"):
-        from .runtime.dedup_job import run_dedup_stage
+    runtime = RayRuntime(workers, args.ray_address)   # started by the first stage, shared by both of `all`
+    try:
+        if args.stage in ("filter", "all"):
+            from .runtime.filter_job import run_filter_stage
+            from .stats import format_funnel
 
-        summary = run_dedup_stage(dedup_inputs, args.output, cfg, workers=workers, ray_address=args.ray_address,
-                                  limit=args.limit if args.stage == "dedup" else None, log=_log)
-        print(format_dedup(summary))
-        print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+            summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
+                                       limit=args.limit, log=_log, runtime=runtime)
+            print(format_funnel(summary))
+            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+            failed = [f for f in summary["files"] if f["status"] != "ok"]
+            if failed:
+                print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
+                for f in failed:
+                    print(f"  {f['uri']}: {f['error']}", file=sys.stderr)
+                code = EXIT_FAILED
+            dedup_inputs = [_filtered_inputs(summary["output"])]
+        if args.stage in ("dedup", "all"):
+            from .runtime.dedup_job import run_dedup_stage
+
+            summary = run_dedup_stage(dedup_inputs, args.output, cfg, workers=workers, ray_address=args.ray_address,
+                                      limit=args.limit if args.stage == "dedup" else None, log=_log,
+                                      runtime=runtime)
+            print(format_dedup(summary))
+            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+    finally:
+        runtime.close()
     return code
 
 

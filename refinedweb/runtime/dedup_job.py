@@ -21,7 +21,7 @@ SUB_STAGES = ("minhash", "exact_substring", "url")
 
 def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
                     ray_address: str | None = None, limit: int | None = None,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
+                    log: Callable[[str], None] = print, runtime: RayRuntime | None = None) -> dict[str, Any]:
     dcfg = cfg["dedup"]
     unknown = [s for s in dcfg["stages"] if s not in SUB_STAGES]
     if unknown:
@@ -41,7 +41,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     log(f"[dedup] {len(files)} Parquet file(s), {parts} part(s), stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
     started = time.time()
     retries = int(cfg["run"]["max_retries"])
-    with RayRuntime(workers, ray_address) as runtime:
+    owned = runtime is None
+    with (runtime or RayRuntime(workers, ray_address)).session(owned) as runtime:
         t0 = time.time()
         partitioned = runtime.map(phase_partition, [(i, uri, cfg, storage.uri) for i, uri in enumerate(files)], retries)
         log(f"[dedup] phase 1 (partition + MinHash band keys): {sum(p['rows'] for p in partitioned):,} docs, {time.time() - t0:.1f}s")

@@ -17,7 +17,7 @@ from .ray_runner import Progress, RayRuntime
 
 def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
                      ray_address: str | None = None, limit: int | None = None,
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+                     log: Callable[[str], None] = print, runtime: RayRuntime | None = None) -> dict[str, Any]:
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
@@ -34,7 +34,8 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
         if result["status"] != "ok":
             log(f"[filter] FAILED {result['uri']}: {result['error']}")
 
-    with RayRuntime(workers, ray_address) as runtime:
+    owned = runtime is None
+    with (runtime or RayRuntime(workers, ray_address)).session(owned) as runtime:
         log(f"[filter] Ray: {runtime.slots} worker slot(s){' on ' + ray_address if ray_address else ' (embedded)'}")
         runtime.map_files(files, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host)
     order = {redact(uri): i for i, uri in enumerate(files)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from typing import Any, Callable
 
 from ..config import fingerprint
@@ -41,10 +42,14 @@ class RayRuntime:
         self.address = address
         self.object_store_bytes = object_store_bytes
         self.started_here = False
+        self.slots = 0
 
-    def __enter__(self) -> "RayRuntime":
+    def start(self) -> "RayRuntime":
+        """Connect to (or start) Ray once; later calls reuse the session."""
         import ray
 
+        if getattr(self, "slots", None):
+            return self
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
@@ -62,11 +67,29 @@ class RayRuntime:
         self.slots = max(1, min(self.workers or cluster_cpus, cluster_cpus) if self.address else (self.workers or cluster_cpus))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         if self.started_here:
             import ray
 
             ray.shutdown()
+            self.started_here = False
+            self.slots = 0
+
+    def __enter__(self) -> "RayRuntime":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self, owned: bool):
+        """Use the runtime for one stage; an owned runtime is closed afterwards, a shared one is not."""
+        self.start()
+        try:
+            yield self
+        finally:
+            if owned:
+                self.close()
 
     def map(self, fn: Callable, arg_list: list[tuple], max_retries: int = 3) -> list[Any]:
         return _run_map(self, fn, arg_list, max_retries)
