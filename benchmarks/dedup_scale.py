@@ -65,7 +65,7 @@ def sample_worker_rss(stop: threading.Event, peak: dict) -> None:
                 continue
             try:
                 cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-                if b"default_worker.py" not in cmd:
+                if b"default_worker.py" not in cmd and not cmd.startswith(b"ray::"):
                     continue
                 for line in open(f"/proc/{pid}/status"):
                     if line.startswith("VmRSS:"):

@@ -12,9 +12,9 @@ Corpus (real text, built before timing, deterministic):
 
 The distinct documents are copied until the corpus reaches ``--mb`` MB. Every copy after the first has 1 unit
 in 5 (a word, or a CJK character) replaced by a random unit of the corpus (so copies are near-duplicates
-whose exact repeats of >= 50 tokens are rare, as after MinHash dedup), and 10% of all documents get one of 300 "boilerplate" passages
-(paragraphs of 60-400 tokens taken from the corpus) inserted between two paragraphs. Documents are
-shuffled. The whole corpus is one part (one suffix array), as ``dedup_part`` sees it.
+whose exact repeats of >= 50 tokens are rare, as after MinHash dedup), and 10% of all documents get one of
+300 "boilerplate" passages (paragraphs of 60-400 tokens taken from the corpus) inserted between two
+paragraphs. Documents are shuffled. The whole corpus is one part (one suffix array), as ``dedup_part`` sees it.
 
 Timing: ``dedup_part`` runs ``--repeats`` times in this process (single-threaded: tiktoken's
 ``encode_to_numpy`` per document, no thread pool; OMP_NUM_THREADS=1 for libdivsufsort); MB/s is UTF-8 bytes
@@ -124,7 +124,8 @@ def peak_memory(docs: list[str]) -> dict:
             "from refinedweb.dedup.exact_substring import _concatenate, _find\n"
             f"flat = np.load({tmp + '/tokens.npy'!r}); lengths = np.load({tmp + '/lengths.npy'!r})\n"
             "part = _concatenate(np.split(flat, np.cumsum(lengths)[:-1])); del flat\n"
-            "status = lambda key: [int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith(key)][0]\n"
+            "status = lambda key: [int(line.split()[1]) * 1024 for line in open('/proc/self/status')\n"
+            "                      if line.startswith(key)][0]\n"
             "open('/proc/self/clear_refs', 'w').write('5')  # reset the peak (VmHWM) to the current RSS\n"
             "base = status('VmRSS'); _find(part, 50, 'keep_first'); peak = status('VmHWM')\n"
             "print(json.dumps({'tokens': int(lengths.sum()), 'extra': peak - base, 'text': part.text.nbytes}))\n"
@@ -159,12 +160,14 @@ def main() -> None:
     get_encoding("gpt2")
     _token_byte_lengths()  # one-off set-up, not per part
     cfg = ExactSubstringConfig()
-    if args.no_prefilter:
-        es._PREFILTER_MAX_SHARE = 0.0
     part = es._concatenate(es.tokenize(docs))
     lo, hi = es._candidate_regions(part, cfg.min_tokens)
     candidate_share = int((hi - lo).sum()) / len(part.text)
+    same = es._find(part, cfg.min_tokens, cfg.policy, prefilter=True) == \
+        es._find(part, cfg.min_tokens, cfg.policy, prefilter=False)   # untimed check: the prefilter is exact
     del part, lo, hi
+    if args.no_prefilter:
+        es._PREFILTER_MAX_SHARE = 0.0
 
     runs = []
     result = None
@@ -188,6 +191,7 @@ def main() -> None:
         "duplicate_spans": result.duplicate_spans,
         "candidate_region_share": round(candidate_share, 3),
         "prefilter": not args.no_prefilter,
+        "prefilter_output_identical": same,
         "chars_removed_fraction": round(removed / sum(len(d) for d in docs), 4),
         "documents_dropped": sum(t is None for t in result.texts),
         "repeats": args.repeats,

@@ -74,6 +74,7 @@ working memory on top of the input and output strings: ``max_part_bytes`` bounds
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -220,6 +221,8 @@ def _concatenate(token_arrays: Sequence[np.ndarray]) -> _Part:
     if flat.size and int(flat.min()) < 0:
         raise ValueError("token ids must be >= 0")
     sep = int(flat.max()) + 1 if flat.size else 0
+    if sep >= 1 << 32:
+        raise ValueError("token ids must be < 2**32 - 1")
     dtype = np.uint8 if sep < 1 << 8 else np.uint16 if sep < 1 << 16 else np.uint32
     starts = np.zeros(len(token_arrays), dtype=np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
@@ -235,8 +238,6 @@ def _suffix_array(text: np.ndarray) -> np.ndarray:
     """Suffix array of an integer string (uint8/16/32) by libdivsufsort, which sorts bytes: wider symbols
     are sorted as their big-endian bytes (same order) and only the suffixes starting on a symbol are kept.
     ``text`` is byte-swapped in place during the sort and restored. int32 when the string allows it."""
-    import sys
-
     from pydivsufsort import divsufsort
 
     if text.dtype == np.uint8:
@@ -254,9 +255,8 @@ def _suffix_array(text: np.ndarray) -> np.ndarray:
     sa = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
     shift = width.bit_length() - 1
     filled = 0
-    chunk = 1 << 20   # filter in slices: no full-size temporaries
-    for i in range(0, len(sa_bytes), chunk):
-        part = sa_bytes[i:i + chunk]
+    for i in range(0, len(sa_bytes), _CHUNK):           # in slices: no full-size temporaries
+        part = sa_bytes[i:i + _CHUNK]
         part = part[(part & (width - 1)) == 0] >> shift
         sa[filled:filled + len(part)] = part
         filled += len(part)
@@ -450,7 +450,7 @@ def _find(part: _Part, min_tokens: int, policy: str, timings: dict[str, float] |
     clock = time.perf_counter()
     target = part
     region_lo = None
-    if prefilter:
+    if prefilter and _PREFILTER_MAX_SHARE > 0:
         lo, hi = _candidate_regions(part, k)
         if int((hi - lo).sum()) < _PREFILTER_MAX_SHARE * len(part.text):
             target, region_lo = _reduce(part, lo, hi), lo
@@ -548,7 +548,7 @@ def _cut(text: str, char_ranges: list[tuple[int, int]]) -> str:
 def dedup_part(texts: Sequence[str], cfg: ExactSubstringConfig = ExactSubstringConfig(),
                *, timings: dict[str, float] | None = None) -> PartResult:
     """Remove the repeated spans of one part (see the module docstring). ``timings``, when given, receives
-    seconds per phase: tokenize (with concatenation), suffix_array, lcp, find, remove."""
+    seconds per phase: tokenize (with concatenation), prefilter, suffix_array, lcp, find, remove."""
     _check(cfg.min_tokens, cfg.policy)
     clock = time.perf_counter()
     part = _concatenate(tokenize(texts))       # the uint32 token arrays are freed here
