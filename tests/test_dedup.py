@@ -179,13 +179,52 @@ def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(tmp_path):
 def test_documents_without_words_are_not_near_duplicates(tmp_path):
     """Phases called directly (no Ray): empty and punctuation-only texts share no shingles, so MinHash
     must not cluster them (they would all have the same all-max signature)."""
-    from refinedweb.config import load_config
-    from refinedweb.dedup.phases import phase_finish, phase_minhash, phase_partition
-
     rows = [{"id": f"e{i}", "url": f"https://e.org/{i}", "text": t} for i, t in enumerate(["", "...", " ", "!!"])]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
-    cfg = load_config(overrides=["dedup.stages=[minhash]"])
-    out = str(tmp_path / "out")
-    phase_partition(0, str(tmp_path / "in.parquet"), cfg, out)
-    assert phase_minhash(0, cfg, out)["removed"] == 0
-    assert phase_finish(0, cfg, out)["docs_out"] == 4
+    result, minhash = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]"])
+    assert minhash["removed"] == 0 and result["docs_out"] == 4
+
+
+def _phases_in_process(tmp_path, rows, overrides):
+    """Run the three phases for one part without Ray; returns (phase 3 result, phase 2b result)."""
+    from refinedweb.config import load_config
+    from refinedweb.dedup.phases import phase_band_edges, phase_finish, phase_minhash, phase_partition
+
+    path = tmp_path / f"in-{len(list(tmp_path.glob('in-*')))}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    cfg = load_config(overrides=overrides)
+    out = str(tmp_path / f"out-{path.stem}")
+    phase_partition(0, str(path), cfg, out)
+    for group in range(cfg["dedup"]["minhash"]["band_groups"]):
+        phase_band_edges(0, group, cfg, out)
+    minhash = phase_minhash(0, cfg, out)
+    result = phase_finish(0, cfg, out)
+    result["ids"] = sorted(r["id"] for r in ds.dataset(f"{out}/dedup", format="parquet",
+                                                        exclude_invalid_files=True).to_table().to_pylist())
+    return result, minhash
+
+
+def test_band_groups_and_jaccard_check(corpus, tmp_path):
+    c, _ = corpus
+    rows = c.rows
+    one, m1 = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]", "dedup.minhash.band_groups=1"])
+    many, m7 = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]", "dedup.minhash.band_groups=7"])
+    assert one["ids"] == many["ids"] and m1["candidate_pairs"] == m7["candidate_pairs"]   # grouping changes nothing
+    checked, mc = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]", "dedup.minhash.jaccard_check=true",
+                                                      "dedup.minhash.jaccard_threshold=0.9"])
+    assert mc["pairs_after_check"] <= mc["candidate_pairs"]
+    above = {b for a, b, j in c.near_pairs if j >= 0.9}
+    between = {b for a, b, j in c.near_pairs if 0.75 <= j < 0.88}
+    assert not above & set(checked["ids"])               # verified pairs still removed
+    assert between and between <= set(checked["ids"])     # pairs below the checked threshold are kept...
+    surely_caught = {b for a, b, j in c.near_pairs if 0.85 <= j < 0.88}   # LSH catches J >= 0.85 with p > 0.9999
+    assert surely_caught and not surely_caught & set(one["ids"])        # ...which plain LSH removes
+
+
+def test_url_priority_column(tmp_path):
+    rows = [{"id": "old", "url": "https://x.org/a", "text": "one two three", "date": "2019-01-01"},
+            {"id": "new", "url": "http://www.x.org/a/", "text": "four five six", "date": "2023-06-01"},
+            {"id": "other", "url": "https://x.org/b", "text": "seven eight", "date": "2020-01-01"}]
+    first, _ = _phases_in_process(tmp_path, rows, ["dedup.stages=[url]"])
+    assert first["ids"] == ["old", "other"]
+    latest, _ = _phases_in_process(tmp_path, rows, ["dedup.stages=[url]", "dedup.url.priority=date"])
+    assert latest["ids"] == ["new", "other"]

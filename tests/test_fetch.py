@@ -266,3 +266,27 @@ def test_anonymous_s3_reads(s3, tmp_path):
     client.put_object_acl(Bucket="public", Key=FILES[0], ACL="public-read")
     data = read_remote_bytes(f"s3://public/{FILES[0]}", FetchConfig(s3_anonymous=True))
     assert data == (SAMPLES / FILES[0]).read_bytes()
+
+
+def test_cli_dedup_from_s3_to_s3(s3, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    endpoint, client = s3
+    text = " ".join(f"word{i} alpha beta gamma delta" for i in range(120))
+    rows = [{"id": "a", "url": "https://x.org/1", "text": text, "extra": 1},
+            {"id": "b", "url": "https://x.org/2", "text": text, "extra": 2},          # exact duplicate of a
+            {"id": "c", "url": "https://www.x.org/1/", "text": " ".join(f"other{i} words{i * 7}" for i in range(80)), "extra": 3}]  # URL of a
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "docs.parquet")
+    client.create_bucket(Bucket="rw-in")
+    client.create_bucket(Bucket="rw-dedup")
+    client.upload_file(str(tmp_path / "docs.parquet"), "rw-in", "filtered/docs.parquet")
+    result = run_cli("run", "--stage", "dedup", "--workers", "2", "--input", "s3://rw-in/filtered/*.parquet",
+                     "--output", "s3://rw-dedup/run/", *FAST_SETS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="testing-key-id",
+                           secret_key="testing-secret-key-SENSITIVE", region="us-east-1")
+    table = ds.dataset("rw-dedup/run/dedup", filesystem=fs, format="parquet", exclude_invalid_files=True).to_table()
+    assert table.column("id").to_pylist() == ["a"] and table.column("extra").to_pylist() == [1]
+    stats = json.loads(client.get_object(Bucket="rw-dedup", Key="run/dedup/stats.json")["Body"].read())
+    assert stats["stages"]["minhash"]["docs_removed"] == 1 and stats["stages"]["url"]["docs_removed"] == 1

@@ -3,7 +3,8 @@
 Layout under `<output>/dedup/_work/` (ignored by Parquet readers: it starts with `_`):
   parts/p=P/f=F.parquet   phase 1: input rows of part P from input file F, plus `_doc` and `_urlhash`
   bands/p=P/f=F.npz       phase 1: MinHash band keys (only the 450 band hashes, not signatures) + `_doc`
-  minhash/p=P.npy         phase 2: `_doc` keys removed as near duplicates in part P
+  edges/p=P/g=G.npz       phase 2a: candidate pairs from band group G of part P
+  minhash/p=P.npz         phase 2b: `_doc` keys removed as near duplicates in part P
 Output: `<output>/dedup/part-PPPPP-NNNNN.parquet`, with every input column.
 
 `_doc` = input file index << 32 | row index: the input order, which decides survivors ("first wins").
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from ..errors import UserError
@@ -116,19 +118,35 @@ def candidate_edges(docs: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(edges), axis=0)
 
 
-def phase_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
-    """Phase 2 (one task per part): group band keys, connected components, survivors."""
+def _band_slice(bands: int, groups: int, group: int) -> range:
+    return range(group * bands // groups, (group + 1) * bands // groups)
+
+
+def phase_band_edges(part: int, group: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Phase 2a (one task per part × band group): group one slice of the bands, emit candidate pairs."""
     started = time.time()
     storage = open_storage(output, FetchConfig.from_config(cfg))
+    mcfg = cfg["dedup"]["minhash"]
+    band_range = _band_slice(int(mcfg["bands"]), int(mcfg["band_groups"]), group)
     files = storage.list(f"{WORK}/bands/p={part:05d}", "*.npz")
     loaded = [_load_npz(storage, f) for f in files]
-    if not loaded:
-        return {"part": part, "docs": 0, "candidate_pairs": 0, "clusters": 0, "removed": 0, "seconds": 0.0}
-    docs = np.concatenate([d["docs"] for d in loaded])
-    keys = np.concatenate([d["keys"] for d in loaded])
+    docs = np.concatenate([d["docs"] for d in loaded]) if loaded else np.empty(0, np.uint64)
+    keys = (np.concatenate([d["keys"][:, band_range.start:band_range.stop] for d in loaded])
+            if loaded else np.empty((0, len(band_range)), np.uint64))
     del loaded
     edges = candidate_edges(docs, keys)
-    del keys
+    _save_npz(storage, f"{WORK}/edges/p={part:05d}/g={group:04d}.npz", edges=edges)
+    return {"part": part, "group": group, "docs": int(len(docs)), "pairs": int(len(edges)),
+            "seconds": round(time.time() - started, 3)}
+
+
+def phase_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Phase 2b (one task per part): merge the band groups' pairs, connected components, survivors."""
+    started = time.time()
+    storage = open_storage(output, FetchConfig.from_config(cfg))
+    files = storage.list(f"{WORK}/edges/p={part:05d}", "*.npz")
+    parts = [_load_npz(storage, f)["edges"] for f in files]
+    edges = np.unique(np.concatenate(parts), axis=0) if parts and sum(len(e) for e in parts) else np.empty((0, 2), np.uint64)
     candidate_pairs = len(edges)
     mcfg = cfg["dedup"]["minhash"]
     if mcfg["jaccard_check"] and len(edges):
@@ -140,9 +158,8 @@ def phase_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]
         edges = edges[np.asarray(keep, dtype=bool)]
     removed, clusters = duplicates_to_remove(edges)
     _save_npz(storage, f"{WORK}/minhash/p={part:05d}.npz", removed=np.sort(removed))
-    return {"part": part, "docs": int(len(docs)), "candidate_pairs": int(candidate_pairs),
-            "pairs_after_check": int(len(edges)), "clusters": clusters, "removed": int(len(removed)),
-            "seconds": round(time.time() - started, 3)}
+    return {"part": part, "candidate_pairs": int(candidate_pairs), "pairs_after_check": int(len(edges)),
+            "clusters": clusters, "removed": int(len(removed)), "seconds": round(time.time() - started, 3)}
 
 
 def _part_table(storage, part: int) -> pa.Table | None:
@@ -223,7 +240,16 @@ def _exact_substring(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table
 
 def _url_dedup(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
     hashes = table.column("_urlhash").to_numpy()
-    _, first = np.unique(hashes, return_index=True)       # rows are in input order: first occurrence wins
+    priority = section.get("priority")
+    if priority:
+        if priority not in table.column_names:
+            raise UserError(f"dedup.url.priority names column '{priority}', which the input does not have")
+        # highest priority first, then input order; np.unique keeps the first of each URL in that order
+        order = pa.compute.sort_indices(table, [(priority, "descending"), ("_doc", "ascending")]).to_numpy()
+        _, first_sorted = np.unique(hashes[order], return_index=True)
+        first = order[first_sorted]
+    else:
+        _, first = np.unique(hashes, return_index=True)   # rows are in input order: first occurrence wins
     keep = np.zeros(len(hashes), dtype=bool)
     keep[first] = True
     within = int(len(hashes) - keep.sum())

@@ -8,7 +8,8 @@ from typing import Any, Callable
 from ..config import fingerprint
 import pyarrow.parquet as pq
 
-from ..dedup.phases import DEDUP_DIR, REQUIRED_COLUMNS, phase_finish, phase_minhash, phase_partition
+from ..dedup.phases import (DEDUP_DIR, REQUIRED_COLUMNS, phase_band_edges, phase_finish, phase_minhash,
+                            phase_partition)
 from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
@@ -29,6 +30,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     parts = int(dcfg["parts"])
     if parts < 1:
         raise UserError("dedup.parts must be >= 1")
+    if not 1 <= int(dcfg["minhash"]["band_groups"]) <= int(dcfg["minhash"]["bands"]):
+        raise UserError("dedup.minhash.band_groups must be between 1 and dedup.minhash.bands")
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
@@ -49,6 +52,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         minhash = []
         if "minhash" in dcfg["stages"]:
             t0 = time.time()
+            groups = int(dcfg["minhash"]["band_groups"])
+            runtime.map(phase_band_edges, [(p, g, cfg, storage.uri) for p in range(parts) for g in range(groups)], retries)
             minhash = runtime.map(phase_minhash, [(p, cfg, storage.uri) for p in range(parts)], retries)
             log(f"[dedup] phase 2 (bands -> pairs -> components): {sum(m['clusters'] for m in minhash):,} clusters, "
                 f"{sum(m['removed'] for m in minhash):,} near duplicates, {time.time() - t0:.1f}s")
