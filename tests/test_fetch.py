@@ -91,7 +91,7 @@ def test_http_stream_survives_503s_and_cuts_byte_exact(tmp_path):
     assert server.events["503"] > 0 and server.events["cut"] > 0
     # every file's first response is cut half-way; when the client had received bytes before the cut it
     # resumes with a ranged GET (under heavy load the cut may surface before any byte: then it retries)
-    assert resumes >= 1 and server.events["range"] == resumes
+    assert resumes >= 1 and server.events["range"] >= resumes
     assert retries >= server.events["503"]
 
 
