@@ -25,7 +25,23 @@ def safe_name(part: str, max_len: int = 80) -> str:
     return cleaned[:max_len]
 
 
-class LocalStorage:
+class _Storage:
+    """What both storages share: local temporary files and JSON."""
+
+    def discard(self, tmp: str) -> None:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+    def write_text(self, relpath: str, text: str) -> None:
+        raise NotImplementedError
+
+    def write_json(self, relpath: str, value) -> None:
+        self.write_text(relpath, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+class LocalStorage(_Storage):
     def __init__(self, root: str):
         self.root = Path(os.path.expanduser(root)).resolve()
         try:
@@ -51,20 +67,11 @@ class LocalStorage:
     def commit(self, tmp: str, relpath: str) -> None:
         os.replace(tmp, self._path(relpath))
 
-    def discard(self, tmp: str) -> None:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-
     def write_text(self, relpath: str, text: str) -> None:
         tmp = self.temp_path(relpath)
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         self.commit(tmp, relpath)
-
-    def write_json(self, relpath: str, value) -> None:
-        self.write_text(relpath, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
 
     def read_text(self, relpath: str) -> str | None:
         try:
@@ -99,7 +106,7 @@ class LocalStorage:
         return str(self._path(relpath))
 
 
-class S3Storage:
+class S3Storage(_Storage):
     """Output under `s3://bucket/prefix/`. A file is written locally, then uploaded under its final key
     (multipart for big ones): S3 makes an object visible only once it is complete, so a half-written
     object never appears under its final name."""
@@ -153,17 +160,8 @@ class S3Storage:
         finally:
             self.discard(tmp)
 
-    def discard(self, tmp: str) -> None:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-
     def write_text(self, relpath: str, text: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.key(relpath), Body=text.encode("utf-8"))
-
-    def write_json(self, relpath: str, value) -> None:
-        self.write_text(relpath, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
 
     def read_text(self, relpath: str) -> str | None:
         from botocore.exceptions import ClientError
