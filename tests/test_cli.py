@@ -61,7 +61,7 @@ def e2e_run(tmp_path_factory):
         inputs.append(str(clipped))
     full = REPO.parent / "shared" / "data" / "blocklists" / "datatrove_fineweb" / "url_filterblacklistsv0_3_0.tar.gz"
     blocklist = str(full) if full.exists() else "package:demo_blocklist.txt"
-    result = run_cli("run", "--stage", "filter", "--workers", "2", "--input", *inputs, "--output", str(out),
+    result = run_cli("run", "--stage", "all", "--workers", "2", "--input", *inputs, "--output", str(out),
                      "--set", f"url_filter.blocklist=[{blocklist}]", "--set", "output.write_dropped=true")
     return out, inputs, result
 
@@ -113,6 +113,16 @@ def test_e2e_stats_reconcile_per_file(e2e_run):
     clipped = [f for f in stats["files"] if f["uri"].endswith("resiliparse_clipped.warc.gz")]
     if clipped:
         assert clipped[0]["notes"].get("truncated_record") == 1
+
+
+def test_e2e_stage_all_deduplicates_the_filtered_output(e2e_run):
+    out, _, result = e2e_run
+    filtered = json.loads((out / "filtered" / "stats.json").read_text())
+    dedup = json.loads((out / "dedup" / "stats.json").read_text())
+    assert dedup["totals"]["docs_in"] == filtered["totals"]["kept"]
+    rows = ds.dataset(str(out / "dedup"), format="parquet", exclude_invalid_files=True).count_rows()
+    assert rows == dedup["totals"]["docs_out"] > 0
+    assert "dedup stage" in result.stdout and result.stdout.count("Parquet:") == 2
 
 
 def test_e2e_dropped_documents_are_auditable(e2e_run):
