@@ -275,4 +275,6 @@ def test_check_cost_per_url_on_warc_urls(cfg_section):
         for url in urls:
             f.check(url)
         best = min(best, (time.process_time() - started) / len(urls))
-    assert best < 20e-6, f"{best * 1e6:.1f} us per URL"
+    # A regression guard, not the benchmark: measured 10-20 us per URL (docs/benchmarks.md); a CI run once
+    # measured 20.1 us, so the bound leaves room for slow machines and catches order-of-magnitude slips.
+    assert best < 50e-6, f"{best * 1e6:.1f} us per URL"
