@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(slots=True)
@@ -12,12 +11,10 @@ class Document:
     url: str
     source: str                   # input URI the record came from
     date: str = ""                # WARC-Date
-    html: str = ""                # decoded HTML, emptied once extracted
     text: str = ""
     language: str = ""
     language_score: float = 0.0
     token_count: int = 0
-    signals: dict[str, Any] = field(default_factory=dict)  # quality signals written as columns
 
 
 @dataclass(frozen=True, slots=True)

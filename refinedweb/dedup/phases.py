@@ -191,9 +191,9 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
         return {**stats, "docs_in": 0, "docs_out": 0, "stages": {}, "new_url_hashes": np.empty(0, np.uint64)}
     stats["docs_in"] = table.num_rows
     sub: dict[str, dict[str, Any]] = {}
+    after_chars = _text_chars(table)
     for stage in dcfg["stages"]:
-        before_docs = table.num_rows
-        before_chars = sum(len(t or "") for t in table.column("text").to_pylist())
+        before_docs, before_chars = table.num_rows, after_chars
         extra: dict[str, Any] = {}
         if stage == "minhash":
             removed = _load_npz(storage, f"{WORK}/minhash/p={part:05d}.npz")["removed"] \
@@ -205,7 +205,7 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             table, extra = _url_dedup(table, dcfg["url"])
         else:
             raise UserError(f"unknown dedup stage '{stage}' (dedup.stages takes minhash, exact_substring, url)")
-        after_chars = sum(len(t or "") for t in table.column("text").to_pylist())
+        after_chars = _text_chars(table)
         sub[stage] = {"docs_in": before_docs, "docs_out": table.num_rows, "docs_removed": before_docs - table.num_rows,
                       "chars_removed": before_chars - after_chars, **extra}
     out_cfg = cfg["output"]
@@ -218,6 +218,11 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     shards = writer.close()
     return {**stats, "docs_out": table.num_rows, "stages": sub, "shards": shards,
             "new_url_hashes": table.column("_urlhash").to_numpy(), "seconds": round(time.time() - started, 3)}
+
+
+def _text_chars(table: pa.Table) -> int:
+    """Characters of the text column, counted in Arrow (no Python strings)."""
+    return int(pa.compute.sum(pa.compute.utf8_length(table.column("text"))).as_py() or 0)
 
 
 def _exact_substring(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
