@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a config key, e.g. --set langid.threshold=0.7 (repeatable)")
     run.add_argument("--limit", type=_positive_int, help="take only the first N input files")
+    run.add_argument("--overwrite", action="store_true",
+                     help="delete this stage's earlier output and start over (default: resume it, skipping "
+                          "finished work; a different config is refused)")
 
     blocklist = sub.add_parser("blocklist", help="manage the URL blocklist")
     bl_sub = blocklist.add_subparsers(dest="blocklist_command", required=True, parser_class=_Parser)
@@ -67,7 +70,8 @@ def _cmd_run(args) -> int:
             from .stats import format_funnel
 
             summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
-                                       limit=args.limit, log=_log, runtime=runtime)
+                                       limit=args.limit, log=_log, runtime=runtime,
+                                       overwrite=args.overwrite)
             print(format_funnel(summary))
             print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
             failed = [f for f in summary["files"] if f["status"] != "ok"]
@@ -82,7 +86,7 @@ def _cmd_run(args) -> int:
 
             summary = run_dedup_stage(dedup_inputs, args.output, cfg, workers=workers, ray_address=args.ray_address,
                                       limit=args.limit if args.stage == "dedup" else None, log=_log,
-                                      runtime=runtime)
+                                      runtime=runtime, overwrite=args.overwrite)
             print(format_dedup(summary))
             print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
     finally:

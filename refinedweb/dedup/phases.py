@@ -5,6 +5,7 @@ Layout under `<output>/dedup/_work/` (ignored by Parquet readers: it starts with
   bands/p=P/f=F.npz       phase 1: MinHash band keys (only the 450 band hashes, not signatures) + `_doc`
   edges/p=P/g=G.npz       phase 2a: candidate pairs from band group G of part P
   minhash/p=P.npz         phase 2b: `_doc` keys removed as near duplicates in part P
+  (after phase 3) ../_urls/p=P.npz: URL hashes of the documents part P kept, for the seen-URL store
 Output: `<output>/dedup/part-PPPPP-NNNNN.parquet`, with every input column.
 
 `_doc` = input file index << 32 | row index: the input order, which decides survivors ("first wins").
@@ -33,6 +34,7 @@ from .urls import SeenUrls, url_hashes
 
 DEDUP_DIR = "dedup"
 WORK = f"{DEDUP_DIR}/_work"
+URLS = f"{DEDUP_DIR}/_urls"       # kept URL hashes per part (outside _work, which may be deleted at the end)
 REQUIRED_COLUMNS = ("id", "url", "text")
 INTERNAL = ("_doc", "_urlhash")
 
@@ -59,7 +61,7 @@ def _save_npz(storage, relpath: str, **arrays) -> None:
     storage.commit(tmp, relpath)
 
 
-def _load_npz(storage, relpath: str) -> dict[str, np.ndarray]:
+def load_npz(storage, relpath: str) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(storage.read_bytes(relpath))) as data:
         return {k: data[k] for k in data.files}
 
@@ -129,7 +131,7 @@ def phase_band_edges(part: int, group: int, cfg: dict[str, Any], output: str) ->
     mcfg = cfg["dedup"]["minhash"]
     band_range = _band_slice(int(mcfg["bands"]), int(mcfg["band_groups"]), group)
     files = storage.list(f"{WORK}/bands/p={part:05d}", "*.npz")
-    loaded = [_load_npz(storage, f) for f in files]
+    loaded = [load_npz(storage, f) for f in files]
     docs = np.concatenate([d["docs"] for d in loaded]) if loaded else np.empty(0, np.uint64)
     keys = (np.concatenate([d["keys"][:, band_range.start:band_range.stop] for d in loaded])
             if loaded else np.empty((0, len(band_range)), np.uint64))
@@ -145,7 +147,7 @@ def phase_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]
     started = time.time()
     storage = open_storage(output, FetchConfig.from_config(cfg))
     files = storage.list(f"{WORK}/edges/p={part:05d}", "*.npz")
-    parts = [_load_npz(storage, f)["edges"] for f in files]
+    parts = [load_npz(storage, f)["edges"] for f in files]
     edges = np.unique(np.concatenate(parts), axis=0) if parts and sum(len(e) for e in parts) else np.empty((0, 2), np.uint64)
     candidate_pairs = len(edges)
     mcfg = cfg["dedup"]["minhash"]
@@ -188,7 +190,7 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     stats: dict[str, Any] = {"part": part}
     table = _part_table(storage, part)
     if table is None:
-        return {**stats, "docs_in": 0, "docs_out": 0, "stages": {}, "new_url_hashes": np.empty(0, np.uint64)}
+        return {**stats, "docs_in": 0, "docs_out": 0, "stages": {}, "shards": [], "url_hashes": None}
     stats["docs_in"] = table.num_rows
     sub: dict[str, dict[str, Any]] = {}
     after_chars = _text_chars(table)
@@ -196,7 +198,7 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
         before_docs, before_chars = table.num_rows, after_chars
         extra: dict[str, Any] = {}
         if stage == "minhash":
-            removed = _load_npz(storage, f"{WORK}/minhash/p={part:05d}.npz")["removed"] \
+            removed = load_npz(storage, f"{WORK}/minhash/p={part:05d}.npz")["removed"] \
                 if storage.exists(f"{WORK}/minhash/p={part:05d}.npz") else np.empty(0, np.uint64)
             table = table.filter(pa.array(~np.isin(table.column("_doc").to_numpy(), removed)))
         elif stage == "exact_substring":
@@ -213,11 +215,13 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     writer = ShardWriter(storage, DEDUP_DIR, f"part-{part:05d}", schema, compression=out_cfg["compression"],
                          compression_level=out_cfg["compression_level"],
                          max_rows_per_shard=int(out_cfg["max_rows_per_shard"]))
-    for row in table.drop_columns(list(INTERNAL)).to_pylist():
-        writer.add(row)
+    writer.add_table(table.drop_columns(list(INTERNAL)))
     shards = writer.close()
+    # the kept URLs, for the seen-URL store the driver updates once every part is done
+    url_hashes = f"{URLS}/p={part:05d}.npz"
+    _save_npz(storage, url_hashes, hashes=table.column("_urlhash").to_numpy())
     return {**stats, "docs_out": table.num_rows, "stages": sub, "shards": shards,
-            "new_url_hashes": table.column("_urlhash").to_numpy(), "seconds": round(time.time() - started, 3)}
+            "url_hashes": url_hashes, "seconds": round(time.time() - started, 3)}
 
 
 def _text_chars(table: pa.Table) -> int:

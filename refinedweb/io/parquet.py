@@ -69,21 +69,34 @@ class ShardWriter:
         if self.buffered >= self.row_group_rows or self.rows_in_shard + self.buffered >= self.max_rows:
             self._flush()
 
+    def add_table(self, table: pa.Table) -> None:
+        """Add a whole Arrow table (columns of `schema`), without going through Python rows."""
+        self._flush()
+        self._write(table.select(self.schema.names).cast(self.schema))
+
     def _flush(self) -> None:
         if not self.buffered:
             return
         table = pa.Table.from_pydict(self.buffer, schema=self.schema)
-        if self._writer is None:
-            self._tmp = self.storage.temp_path(self._relpath(self.sequence))
-            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression,
-                                            compression_level=self.compression_level)
-        self._writer.write_table(table, row_group_size=self.row_group_rows)
-        self.rows_in_shard += self.buffered
-        self.rows_total += self.buffered
         self.buffer = {name: [] for name in self.schema.names}
         self.buffered = 0
-        if self.rows_in_shard >= self.max_rows:
-            self._commit()
+        self._write(table)
+
+    def _write(self, table: pa.Table) -> None:
+        """Append to the open shard, committing it and opening the next whenever it is full."""
+        offset = 0
+        while offset < table.num_rows:
+            piece = table.slice(offset, self.max_rows - self.rows_in_shard)
+            if self._writer is None:
+                self._tmp = self.storage.temp_path(self._relpath(self.sequence))
+                self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression,
+                                                compression_level=self.compression_level)
+            self._writer.write_table(piece, row_group_size=self.row_group_rows)
+            self.rows_in_shard += piece.num_rows
+            self.rows_total += piece.num_rows
+            offset += piece.num_rows
+            if self.rows_in_shard >= self.max_rows:
+                self._commit()
 
     def _commit(self) -> None:
         if self._writer is None:

@@ -11,6 +11,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class _Storage:
             pass
 
     def write_text(self, relpath: str, text: str) -> None:
+        raise NotImplementedError
+
+    def delete_tree(self, prefix: str) -> None:
+        raise NotImplementedError
+
+    def clean_incomplete(self, prefix: str) -> int:
         raise NotImplementedError
 
     def write_json(self, relpath: str, value) -> None:
@@ -104,6 +111,23 @@ class LocalStorage(_Storage):
 
     def local_path(self, relpath: str) -> str:
         return str(self._path(relpath))
+
+    def delete_tree(self, prefix: str) -> None:
+        """Remove the folder `prefix` and everything under it (`--overwrite`)."""
+        path = self._path(prefix)
+        if path == self.root:
+            raise ValueError("refusing to delete the output root itself")
+        shutil.rmtree(path, ignore_errors=True)
+
+    def clean_incomplete(self, prefix: str) -> int:
+        """Delete temporary files a killed run left under `prefix`; returns how many."""
+        base = self._path(prefix)
+        removed = 0
+        if base.is_dir():
+            for path in base.rglob(".*.tmp"):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 class S3Storage(_Storage):
@@ -190,6 +214,26 @@ class S3Storage(_Storage):
 
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
+
+    def delete_tree(self, prefix: str) -> None:
+        """Delete every object under the folder `prefix` (`--overwrite`)."""
+        folder = self.key(prefix) + "/"
+        if folder == "/" or folder == (self.prefix + "/"):
+            raise ValueError("refusing to delete the output root itself")
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            for start in range(0, len(keys), 1000):
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
+
+    def clean_incomplete(self, prefix: str) -> int:
+        """Abort multipart uploads a killed run left under `prefix` (they are invisible but cost storage)."""
+        folder = self.key(prefix) + "/"
+        aborted = 0
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=folder):
+            for upload in page.get("Uploads", []):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+        return aborted
 
     def list(self, prefix: str, pattern: str = "*") -> list[str]:
         """Relative paths of objects directly under the folder `prefix` whose names match `pattern`."""

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
-from ..config import fingerprint
 import pyarrow.parquet as pq
 
-from ..dedup.phases import (DEDUP_DIR, REQUIRED_COLUMNS, phase_band_edges, phase_finish, phase_minhash,
-                            phase_partition)
+from ..dedup.phases import (DEDUP_DIR, REQUIRED_COLUMNS, WORK, load_npz, phase_band_edges, phase_finish,
+                            phase_minhash, phase_partition)
 from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
 from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
 from .ray_runner import RayRuntime
+from .run_state import DEDUP_SECTIONS, StageState, digest, write_marker
 
 SUB_STAGES = ("minhash", "exact_substring", "url")
 
 
 def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
                     ray_address: str | None = None, limit: int | None = None,
-                    log: Callable[[str], None] = print, runtime: RayRuntime | None = None) -> dict[str, Any]:
+                    log: Callable[[str], None] = print, runtime: RayRuntime | None = None,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Deduplicate the Parquet inputs into `<output>/dedup/`. Each unit of each phase (an input file, a part,
+    a part × band group) leaves a completion marker, so a re-run after a crash redoes only unfinished units."""
     dcfg = cfg["dedup"]
     unknown = [s for s in dcfg["stages"] if s not in SUB_STAGES]
     if unknown:
@@ -41,33 +45,76 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
             if missing:
                 raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} "
                                 f"(dedup needs {', '.join(REQUIRED_COLUMNS)})")
+    state = StageState(storage, DEDUP_DIR, cfg, DEDUP_SECTIONS)
+    state.prepare(overwrite, log, inputs_digest=_inputs_digest(files, storage.uri))
     log(f"[dedup] {len(files)} Parquet file(s), {parts} part(s), stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
     started = time.time()
     retries = int(cfg["run"]["max_retries"])
+    done = state.completed()
+    resumed = 0
     owned = runtime is None
+
+    def phase(name: str, fn: Callable, units: dict[str, tuple]) -> list[dict[str, Any]]:
+        """Run the units (marker key -> args) that have no marker yet; results of all, in key order."""
+        nonlocal resumed
+        todo = {key: args for key, args in units.items() if f"{name}-{key}" not in done}
+        resumed += len(units) - len(todo)
+        fresh = runtime.map(_marked, [(fn, f"{name}-{key}", cfg, storage.uri, args) for key, args in todo.items()],
+                            retries) if todo else []
+        results = dict(zip(todo, fresh))
+        return [results[key] if key in results else done[f"{name}-{key}"] for key in units]
+
     with (runtime or RayRuntime(workers, ray_address)).session(owned) as runtime:
         t0 = time.time()
-        partitioned = runtime.map(phase_partition, [(i, uri, cfg, storage.uri) for i, uri in enumerate(files)], retries)
+        partitioned = phase("partition", phase_partition,
+                            {f"f={i:06d}": (i, uri, cfg, storage.uri) for i, uri in enumerate(files)})
         log(f"[dedup] phase 1 (partition + MinHash band keys): {sum(p['rows'] for p in partitioned):,} docs, {time.time() - t0:.1f}s")
         minhash = []
         if "minhash" in dcfg["stages"]:
             t0 = time.time()
             groups = int(dcfg["minhash"]["band_groups"])
-            runtime.map(phase_band_edges, [(p, g, cfg, storage.uri) for p in range(parts) for g in range(groups)], retries)
-            minhash = runtime.map(phase_minhash, [(p, cfg, storage.uri) for p in range(parts)], retries)
+            phase("edges", phase_band_edges,
+                  {f"p={p:05d}-g={g:04d}": (p, g, cfg, storage.uri) for p in range(parts) for g in range(groups)})
+            minhash = phase("components", phase_minhash, {f"p={p:05d}": (p, cfg, storage.uri) for p in range(parts)})
             log(f"[dedup] phase 2 (bands -> pairs -> components): {sum(m['clusters'] for m in minhash):,} clusters, "
                 f"{sum(m['removed'] for m in minhash):,} near duplicates, {time.time() - t0:.1f}s")
         t0 = time.time()
-        finished = runtime.map(phase_finish, [(p, cfg, storage.uri) for p in range(parts)], retries)
+        finished = phase("finish", phase_finish, {f"p={p:05d}": (p, cfg, storage.uri) for p in range(parts)})
         log(f"[dedup] phase 3 (remove, exact substrings, URLs, write): {time.time() - t0:.1f}s")
-    new_hashes = [f.pop("new_url_hashes") for f in finished]
+    if resumed:
+        log(f"[dedup] resumed: {resumed} unit(s) of work were already done by an earlier run")
     seen_path = dcfg["url"]["seen"]
-    seen_size = update_seen_store(seen_path, new_hashes) if seen_path and "url" in dcfg["stages"] else None
+    seen_size = None
+    if seen_path and "url" in dcfg["stages"]:
+        # a union: running it again after a crash adds nothing new, so it needs no marker
+        new_hashes = [load_npz(storage, f["url_hashes"])["hashes"] for f in finished if f.get("url_hashes")]
+        seen_size = update_seen_store(seen_path, new_hashes)
     summary = _summarise(files, partitioned, minhash, finished, time.time() - started)
-    summary.update({"stage": "dedup", "config_fingerprint": fingerprint(cfg, ("dedup",)),
+    summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": resumed,
                     "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size})
     storage.write_json(f"{DEDUP_DIR}/stats.json", summary)
+    if not dcfg["keep_work"]:
+        storage.delete_tree(WORK)
     return summary
+
+
+def _marked(fn: Callable, key: str, cfg: dict[str, Any], output: str, args: tuple) -> dict[str, Any]:
+    """Run one unit of a phase inside its task and record its completion marker after its files."""
+    result = fn(*args)
+    write_marker(open_storage(output, FetchConfig.from_config(cfg)), DEDUP_DIR, key, result)
+    return result
+
+
+def _inputs_digest(files: list[str], root: str) -> str:
+    """Identity of the input list: names (relative to the output root when inside it, so a moved output
+    keeps its identity) and, for local files, sizes."""
+    inside = root.rstrip("/") + "/"
+
+    def name(uri: str) -> str:
+        uri = uri if is_remote(uri) else os.path.realpath(uri)
+        return uri[len(inside):] if uri.startswith(inside) else redact(uri)
+
+    return digest([[name(uri), None if is_remote(uri) else os.path.getsize(uri)] for uri in files])
 
 
 def _summarise(files, partitioned, minhash, finished, wall) -> dict[str, Any]:

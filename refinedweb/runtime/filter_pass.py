@@ -26,6 +26,7 @@ from ..stages.repetition import RepetitionConfig, check_repetition
 from ..stages.tokens import count_tokens
 from ..stages.url_filter import UrlFilter, UrlFilterConfig
 from ..stats import FileAccount
+from .run_state import write_marker
 
 FILTERED_DIR = "filtered"
 DROPPED_DIR = "dropped"
@@ -218,7 +219,11 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     else:
         _note_fetch(account, stream)
-    return account.to_dict(status, error)
+    result = account.to_dict(status, error)
+    if status == "ok":
+        # The completion marker comes last: a file with a marker is never redone by a re-run.
+        write_marker(storage, FILTERED_DIR, prefix, result)
+    return result
 
 
 def _note_fetch(account: FileAccount, stream) -> None:

@@ -75,16 +75,10 @@ class RayRuntime:
             self.started_here = False
             self.slots = 0
 
-    def __enter__(self) -> "RayRuntime":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     @contextmanager
     def session(self, owned: bool):
-        """Use the runtime for one stage; an owned runtime is closed afterwards, a shared one is not."""
-        self.start()
+        """Use the runtime for one stage; an owned runtime is closed afterwards, a shared one is not.
+        Ray itself starts with the first task, so a stage with nothing left to do never starts it."""
         try:
             yield self
         finally:
@@ -103,6 +97,7 @@ class RayRuntime:
         """
         import ray
 
+        self.start()
         task = ray.remote(num_cpus=1, max_retries=int(cfg["run"]["max_retries"]), retry_exceptions=False)(_filter_task)
         blocklist_ref = ray.put(blocklist)
         cfg_ref = ray.put(cfg)
@@ -134,6 +129,7 @@ def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_ret
     A task that raises makes the whole phase fail with that error (dedup phases are all-or-nothing)."""
     import ray
 
+    runtime.start()
     task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_call)
     fn_ref = ray.put(fn)
     results: list[Any] = [None] * len(arg_list)

@@ -1,0 +1,135 @@
+"""What makes a stage resumable: a run record with the config it was made with, and completion markers.
+
+Layout under a stage folder (`filtered/`, `dedup/`), invisible to Parquet readers (leading `_`):
+  _run.json          the output-changing config keys of the run that made this folder, and its fingerprint
+  _done/<key>.json   one marker per finished unit of work (an input file, a dedup phase × part), holding
+                     that unit's result; written only after the unit's files are committed
+
+A re-run with the same config skips every unit that has a marker and redoes the rest: a unit's files
+have deterministic names, so redoing an interrupted unit replaces what it had committed instead of
+adding to it. A re-run with a different config is refused, naming the keys that differ, unless
+`--overwrite` empties the folder first. No Ray here: markers are written by the tasks themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable
+
+from ..errors import UserError
+from ..io.storage import safe_name
+
+RUN_RECORD = "_run.json"
+DONE_DIR = "_done"
+
+# The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
+FILTER_SECTIONS = ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens",
+                   "output")
+DEDUP_SECTIONS = ("dedup", "output")
+IGNORED_KEYS = {"dedup.keep_work"}   # inside those sections, but without effect on the output
+
+
+def flatten(config: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
+    """`{"langid.threshold": 0.65, …}` for the chosen sections; values made JSON-stable."""
+    out: dict[str, Any] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            for key in sorted(value):
+                walk(value[key], f"{path}.{key}")
+        else:
+            out[path] = json.loads(json.dumps(value, sort_keys=True, default=str))
+
+    for section in sections:
+        walk(config.get(section), section)
+    return {k: v for k, v in out.items() if k not in IGNORED_KEYS}
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def marker_path(folder: str, key: str) -> str:
+    return f"{folder}/{DONE_DIR}/{safe_name(key, 120)}.json"
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str:
+    keys = sorted(set(old) | set(new))
+    changed = [k for k in keys if old.get(k, "<absent>") != new.get(k, "<absent>")]
+    shown = [f"{k}: {_short(old.get(k, '<absent>'))} -> {_short(new.get(k, '<absent>'))}" for k in changed[:limit]]
+    more = f", and {len(changed) - limit} more" if len(changed) > limit else ""
+    return ", ".join(shown) + more
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class StageState:
+    """The run record and markers of one stage folder in an output storage."""
+
+    def __init__(self, storage, folder: str, config: dict[str, Any], sections: tuple[str, ...]):
+        self.storage = storage
+        self.folder = folder
+        self.settings = flatten(config, sections)
+        self.fingerprint = digest(self.settings)
+
+    def prepare(self, overwrite: bool, log: Callable[[str], None], extra_folders: tuple[str, ...] = (),
+                inputs_digest: str | None = None) -> None:
+        """Start or resume: refuse a folder made with another config; `overwrite` empties it first.
+
+        `inputs_digest` (dedup): a corpus-level stage whose inputs changed cannot reuse any of its
+        partial work, so it starts over (with a log line) instead of refusing.
+        """
+        folders = (self.folder, *extra_folders)
+        if overwrite:
+            for folder in folders:
+                self.storage.delete_tree(folder)
+            log(f"[{self.folder}] --overwrite: removed earlier output under {self.storage.uri}/{self.folder}/")
+        record = self._read_record()
+        if record is not None:
+            old = record.get("settings", {})
+            if record.get("fingerprint") != self.fingerprint:
+                raise UserError(
+                    f"{self.storage.uri}/{self.folder} was written with a different config "
+                    f"({config_differences(old, self.settings)}); use --overwrite to start over, or another --output")
+            if inputs_digest is not None and record.get("inputs_digest") != inputs_digest:
+                log(f"[{self.folder}] the inputs differ from the earlier run's: starting this stage over")
+                self.storage.delete_tree(self.folder)
+                record = None
+        elif any(self.storage.list(folder, "*.parquet") for folder in folders):
+            raise UserError(f"{self.storage.uri}/{self.folder} holds output without a run record "
+                            f"({RUN_RECORD}); use --overwrite to replace it, or another --output")
+        for folder in folders:   # temp files / unfinished uploads of a killed run
+            self.storage.clean_incomplete(folder)
+        if record is None:
+            self.storage.write_json(f"{self.folder}/{RUN_RECORD}",
+                                    {"fingerprint": self.fingerprint, "inputs_digest": inputs_digest,
+                                     "settings": self.settings})
+
+    def _read_record(self) -> dict[str, Any] | None:
+        text = self.storage.read_text(f"{self.folder}/{RUN_RECORD}")
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise UserError(f"{self.storage.uri}/{self.folder}/{RUN_RECORD} is not valid JSON; "
+                            f"use --overwrite to start over") from None
+
+    def completed(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """key -> stored result, for every unit whose marker key starts with `prefix`."""
+        done = {}
+        for relpath in self.storage.list(f"{self.folder}/{DONE_DIR}", f"{prefix}*.json"):
+            text = self.storage.read_text(relpath)
+            try:
+                done[relpath.rsplit("/", 1)[-1].removesuffix(".json")] = json.loads(text or "")
+            except ValueError:
+                continue   # markers are written atomically; an unreadable one only means the unit is redone
+        return done
+
+
+def write_marker(storage, folder: str, key: str, result: dict[str, Any]) -> None:
+    storage.write_json(marker_path(folder, key), result)
