@@ -63,7 +63,7 @@ def _cmd_run(args) -> int:
     dedup_inputs = args.input
     from .runtime.ray_runner import RayRuntime
 
-    runtime = RayRuntime(workers, args.ray_address)   # started by the first stage, shared by both of `all`
+    runtime = RayRuntime.for_config(cfg, workers, args.ray_address)   # started by the first stage, shared by both of `all`
     try:
         if args.stage in ("filter", "all"):
             from .runtime.filter_job import run_filter_stage

@@ -16,35 +16,52 @@ import pyarrow.dataset as ds
 import pytest
 
 from .conftest import REPO, SAMPLES
+from .servers import moto_s3
 
 CLI = [sys.executable, "-m", "refinedweb"]
-INPUTS = [str(p) for p in sorted(SAMPLES.glob("*.warc.gz"))]
-# small shards so that a file commits shards before it is finished; 4 parts so dedup has many units
+INPUTS: list[str] = []     # 8 files: the 6 bundled samples and second copies of two (filled by `inputs`)
+MEMORY_CAP_MB = 1000
+# small shards so that a file commits shards before it is finished; 4 parts so dedup has many units;
+# an 80 MB object store (Ray's minimum is 75 MB) and a per-worker memory cap
 SETTINGS = ["--set", "url_filter.blocklist=[package:demo_blocklist.txt]", "--set", "output.max_rows_per_shard=5",
-            "--set", "dedup.parts=4", "--set", "dedup.keep_work=true"]
+            "--set", "dedup.parts=4", "--set", "dedup.keep_work=true",
+            "--set", "run.object_store_mb=80", "--set", f"run.worker_memory_mb={MEMORY_CAP_MB}"]
 
 
-def command(out: Path, *extra: str) -> list[str]:
+@pytest.fixture(scope="module", autouse=True)
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    samples = sorted(SAMPLES.glob("*.warc.gz"))
+    for path in samples:
+        (folder / path.name).symlink_to(path)
+    for path in samples[3:5]:
+        (folder / f"copy-{path.name}").symlink_to(path)
+    INPUTS[:] = sorted(str(p) for p in folder.iterdir())
+    assert len(INPUTS) == 8
+
+
+def command(out: Path | str, *extra: str) -> list[str]:
     return [*CLI, "run", "--stage", "all", "--workers", "2", "--input", *INPUTS, "--output", str(out), *SETTINGS, *extra]
 
 
-def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run(out: Path | str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(command(out, *extra), capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 def ids(folder: Path) -> Counter:
-    table = ds.dataset(str(folder), format="parquet", exclude_invalid_files=True).to_table(columns=["id"])
-    return Counter(table.column("id").to_pylist())
+    """(input file, record id) of every document: two inputs are copies of others, so ids alone repeat."""
+    table = ds.dataset(str(folder), format="parquet", exclude_invalid_files=True).to_table(columns=["source", "id"])
+    return Counter(zip(table.column("source").to_pylist(), table.column("id").to_pylist()))
 
 
-def rows(folder: Path) -> dict[str, dict]:
+def rows(folder: Path) -> dict[tuple, dict]:
     table = ds.dataset(str(folder), format="parquet", exclude_invalid_files=True).to_table()
-    return {r["id"]: r for r in table.to_pylist()}
+    return {(r["source"], r["id"]): r for r in table.to_pylist()}
 
 
-def kill_when(out: Path, ready, timeout: float = 300) -> str:
+def kill_when(out: Path | str, ready, timeout: float = 300, log: Path | None = None) -> str:
     """Start the CLI in its own process group, SIGKILL the whole group once `ready()` is true."""
-    log = out.parent / f"{out.name}.log"
+    log = log or out.parent / f"{out.name}.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(command(out), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         deadline = time.time() + timeout
@@ -68,6 +85,16 @@ def uninterrupted(tmp_path_factory):
     result = run(out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+def test_eight_files_two_workers_small_object_store_stay_under_the_memory_cap(uninterrupted):
+    for stage in ("filtered", "dedup"):
+        stats = json.loads((uninterrupted / stage / "stats.json").read_text())
+        assert stats["worker_memory_mb"] == MEMORY_CAP_MB
+        assert 50 < stats["worker_peak_rss_mb"] < MEMORY_CAP_MB, stats["worker_peak_rss_mb"]
+    stats = json.loads((uninterrupted / "filtered" / "stats.json").read_text())
+    assert stats["totals"]["files"] == 8 and stats["totals"]["files_failed"] == 0 and stats["totals"]["reconciled"]
+    assert all(f["worker_peak_rss_mb"] < MEMORY_CAP_MB for f in stats["files"])
 
 
 def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
@@ -105,7 +132,7 @@ def test_kill_in_the_middle_of_dedup_then_resume(uninterrupted, tmp_path):
 
     result = run(out)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming: 6 file(s) already done, 0 to go" in result.stderr   # the filter stage is not redone
+    assert f"resuming: {len(INPUTS)} file(s) already done, 0 to go" in result.stderr   # the filter stage is not redone
     assert "unit(s) of work were already done" in result.stderr
     got = ids(out / "dedup")
     assert max(got.values()) == 1
@@ -170,3 +197,64 @@ def test_output_without_a_run_record_is_not_mixed_into(tmp_path):
     result = run(out)
     assert result.returncode == 2
     assert "without a run record" in result.stderr
+
+
+def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
+    """The same on S3 (moto server): shard objects and markers committed before the kill are kept."""
+    import boto3
+    import pyarrow.fs as pafs
+
+    with moto_s3() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket="rw-resume")
+
+        def objects(prefix: str) -> list[str]:
+            return [o["Key"] for o in client.list_objects_v2(Bucket="rw-resume", Prefix=prefix).get("Contents", [])]
+
+        kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".parquet") for k in objects("run/filtered/")),
+                  log=tmp_path / "killed.log")
+        done_before = len(objects("run/filtered/_done/"))
+        assert done_before < len(INPUTS)
+        result = run("s3://rw-resume/run/")
+        assert result.returncode == 0, result.stderr[-3000:]
+        fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                               secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1")
+        for stage in ("filtered", "dedup"):
+            table = ds.dataset(f"rw-resume/run/{stage}", filesystem=fs, format="parquet",
+                               exclude_invalid_files=True).to_table()
+            got = {(r["source"], r["id"]): r for r in table.to_pylist()}
+            assert table.num_rows == len(got), f"{stage}: a document appears twice"
+            assert got == rows(uninterrupted / stage)
+        stats = json.loads(client.get_object(Bucket="rw-resume", Key="run/filtered/stats.json")["Body"].read())
+        assert stats["files_resumed"] == done_before and stats["totals"]["reconciled"]
+        assert not client.list_multipart_uploads(Bucket="rw-resume").get("Uploads")
+
+
+def test_a_killed_ray_worker_is_retried(uninterrupted, tmp_path):
+    """SIGKILL a Ray worker while it runs a filter task: Ray retries the task (run.max_retries) and the
+    output is still exactly the uninterrupted run's."""
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(command(out), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        killed = None
+        deadline = time.time() + 300
+        try:
+            while killed is None and proc.poll() is None and time.time() < deadline:
+                found = subprocess.run(["pgrep", "-f", "^ray::_filter_task"], capture_output=True, text=True).stdout.split()
+                if found:
+                    killed = int(found[0])
+                    os.kill(killed, signal.SIGKILL)
+                time.sleep(0.05)
+            code = proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert killed is not None, "no running filter task was seen"
+    assert code == 0, log.read_text()[-3000:]
+    for stage in ("filtered", "dedup"):
+        got = ids(out / stage)
+        assert max(got.values()) == 1 and got == ids(uninterrupted / stage)
+        assert rows(out / stage) == rows(uninterrupted / stage)
+    stats = json.loads((out / "filtered" / "stats.json").read_text())
+    assert stats["totals"]["files_failed"] == 0 and stats["totals"]["reconciled"]

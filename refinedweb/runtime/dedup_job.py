@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
 from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
-from .ray_runner import RayRuntime
+from .ray_runner import RayRuntime, memory_report
 from .run_state import DEDUP_SECTIONS, StageState, digest, write_marker
 
 SUB_STAGES = ("minhash", "exact_substring", "url")
@@ -64,7 +64,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         results = dict(zip(todo, fresh))
         return [results[key] if key in results else done[f"{name}-{key}"] for key in units]
 
-    with (runtime or RayRuntime(workers, ray_address)).session(owned) as runtime:
+    with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
         t0 = time.time()
         partitioned = phase("partition", phase_partition,
                             {f"f={i:06d}": (i, uri, cfg, storage.uri) for i, uri in enumerate(files)})
@@ -91,7 +91,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         seen_size = update_seen_store(seen_path, new_hashes)
     summary = _summarise(files, partitioned, minhash, finished, time.time() - started)
     summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": resumed,
-                    "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size})
+                    "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size,
+                    **memory_report([*partitioned, *minhash, *finished], cfg, "dedup", log)})
     storage.write_json(f"{DEDUP_DIR}/stats.json", summary)
     if not dcfg["keep_work"]:
         storage.delete_tree(WORK)

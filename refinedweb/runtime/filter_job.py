@@ -11,7 +11,7 @@ from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
 from ..stats import summarise
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, shard_prefix
-from .ray_runner import Progress, RayRuntime
+from .ray_runner import Progress, RayRuntime, memory_report
 from .run_state import FILTER_SECTIONS, StageState
 
 
@@ -47,7 +47,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
 
     owned = runtime is None
     if todo:
-        with (runtime or RayRuntime(workers, ray_address)).session(owned) as runtime:
+        with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
             runtime.start()
             log(f"[filter] Ray: {runtime.slots} worker slot(s){' on ' + ray_address if ray_address else ' (embedded)'}")
             runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host)
@@ -55,6 +55,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     results.sort(key=lambda r: order.get(r["uri"], 0))
     summary = summarise(results, time.time() - started,
                         extra={"stage": "filter", "config_fingerprint": state.fingerprint,
-                               "files_resumed": len(finished), "output": f"{storage.uri}/{FILTERED_DIR}"})
+                               "files_resumed": len(finished), "output": f"{storage.uri}/{FILTERED_DIR}",
+                               **memory_report(results, cfg, "filter", log)})
     storage.write_json(f"{FILTERED_DIR}/stats.json", summary)
     return summary

@@ -31,18 +31,60 @@ def _stages_for(cfg: dict[str, Any], blocklist) -> DocumentStages:
 
 
 def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist) -> dict[str, Any]:
-    return filter_file(uri, cfg, output, _stages_for(cfg, blocklist))
+    return _with_peak_rss(filter_file(uri, cfg, output, _stages_for(cfg, blocklist)))
+
+
+def _with_peak_rss(result: Any) -> Any:
+    """Add the worker process's peak resident memory so far (the figure checked against the cap)."""
+    if isinstance(result, dict):
+        result["worker_peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def memory_report(results: list[dict[str, Any]], cfg: dict[str, Any], stage: str,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """The largest worker peak RSS of a stage's tasks, against `run.worker_memory_mb` (logged when above)."""
+    peaks = [r["worker_peak_rss_mb"] for r in results if r.get("worker_peak_rss_mb") is not None]
+    peak = max(peaks) if peaks else None
+    cap = cfg["run"].get("worker_memory_mb")
+    if peak is not None and cap and peak > cap:
+        log(f"[{stage}] WARNING: a worker peaked at {peak:,.0f} MB, above run.worker_memory_mb={cap}")
+    return {"worker_peak_rss_mb": peak, "worker_memory_mb": cap}
+
+
+def peak_rss_mb() -> float:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 class RayRuntime:
     """Context manager: connects to (or starts) Ray and knows how many tasks to keep in flight."""
 
-    def __init__(self, workers: int | None, address: str | None, object_store_bytes: int | None = None):
+    def __init__(self, workers: int | None, address: str | None, object_store_bytes: int | None = None,
+                 task_memory_bytes: int | None = None):
         self.workers = workers
         self.address = address
         self.object_store_bytes = object_store_bytes
+        self.task_memory_bytes = task_memory_bytes
         self.started_here = False
         self.slots = 0
+
+    @classmethod
+    def for_config(cls, cfg: dict[str, Any], workers: int | None, address: str | None) -> "RayRuntime":
+        run = cfg["run"]
+        mb = 1024 * 1024
+        store = int(run["object_store_mb"]) * mb if run.get("object_store_mb") else None
+        memory = int(run["worker_memory_mb"]) * mb if run.get("worker_memory_mb") else None
+        return cls(workers, address, object_store_bytes=store, task_memory_bytes=memory)
+
+    def _task_options(self, max_retries: int) -> dict[str, Any]:
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": max_retries, "retry_exceptions": False}
+        if self.task_memory_bytes:
+            options["memory"] = self.task_memory_bytes
+        return options
 
     def start(self) -> "RayRuntime":
         """Connect to (or start) Ray once; later calls reuse the session."""
@@ -98,7 +140,7 @@ class RayRuntime:
         import ray
 
         self.start()
-        task = ray.remote(num_cpus=1, max_retries=int(cfg["run"]["max_retries"]), retry_exceptions=False)(_filter_task)
+        task = ray.remote(**self._task_options(int(cfg["run"]["max_retries"])))(_filter_task)
         blocklist_ref = ray.put(blocklist)
         cfg_ref = ray.put(cfg)
         pending: dict[Any, str] = {}
@@ -121,7 +163,7 @@ class RayRuntime:
 
 
 def _call(fn: Callable, args: tuple) -> Any:
-    return fn(*args)
+    return _with_peak_rss(fn(*args))
 
 
 def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_retries: int) -> list[Any]:
@@ -130,7 +172,7 @@ def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_ret
     import ray
 
     runtime.start()
-    task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_call)
+    task = ray.remote(**runtime._task_options(max_retries))(_call)
     fn_ref = ray.put(fn)
     results: list[Any] = [None] * len(arg_list)
     pending: dict[Any, int] = {}
