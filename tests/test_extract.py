@@ -86,3 +86,31 @@ def test_f1_metric_on_known_cases():
     assert f1_from_counts([shingle_tp_fp_fn("a b c d e", "a b c d e")])["f1"] == 1.0
     tp, fp, fn = shingle_tp_fp_fn("one two three four five six", "one two three four")
     assert (tp, fp, fn) == (1 / 3, 0.0, 2 / 3)
+
+
+def test_nesting_bound_is_an_upper_bound_and_deep_pages_are_too_deep():
+    from resiliparse.parse.html import HTMLTree
+
+    from refinedweb.stages.extract import MAX_NESTING_DEPTH, nesting_bound, tree_depth
+
+    for depth in (5, 900, 1500):
+        html = "<html><body>" + "<div>" * depth + "<p>x</p><br><img src=a>" + "</div>" * depth + "</body></html>"
+        exact = tree_depth(HTMLTree.parse(html).document, 10**6)
+        assert nesting_bound(html) >= exact - 1      # the DOM adds the document node and a text node
+        assert (exact > MAX_NESTING_DEPTH) == (depth > MAX_NESTING_DEPTH)
+    flat = "<html><body>" + "<p>para</p><br/>" * 5000 + "</body></html>"
+    assert nesting_bound(flat) < 10
+
+
+def test_resiliparse_backend_drops_very_deep_pages_quickly():
+    import time
+
+    from refinedweb.config import load_config
+
+    cfg = load_config(overrides=["extract.backend=resiliparse"])
+    extractor = Extractor(ExtractConfig.from_config(cfg["extract"]))
+    html = "<html><body>" + "<div>" * 50_000 + "<p>deep text</p>" + "</div>" * 50_000 + "</body></html>"
+    started = time.time()
+    text, drop = extractor(html)
+    assert drop is not None and drop.reason == "too_deep"
+    assert time.time() - started < 5

@@ -52,7 +52,7 @@ def test_broken_arc_is_reported_not_raised(read_cfg):
     path = shared("warc", "cc2008_original_1213893279526_0.arc.gz")
     with open(path, "rb") as fh:
         items = list(iter_pages(fh, read_cfg))
-    assert any(isinstance(i, Skip) and i.reason == "truncated_input" for i in items)
+    assert any(isinstance(i, Skip) and i.reason == "malformed_input" for i in items)   # its filedesc length is wrong
 
 
 def test_html_and_non_html_records(read_cfg):
@@ -87,3 +87,16 @@ def test_charset_header_meta_detection(body, content_type, expected_text, expect
     assert expected_text in text
     if expected_codec != "cp1252":
         assert codec == expected_codec
+
+
+def test_binary_detection_spares_real_text():
+    from refinedweb.stages.read import looks_binary
+
+    page = "<html><body><p>Grüße aus Köln – ça va?</p></body></html>"
+    assert not looks_binary(page.encode("utf-8"))
+    assert not looks_binary(page.encode("cp1252", "replace"))
+    assert not looks_binary(page.encode("utf-16-le"))                    # no BOM, NULs between letters
+    assert not looks_binary(b"\xff\xfe" + page.encode("utf-16-le"))
+    assert not looks_binary(page.encode() + b"\x0b\x1b[0m" * 2)          # a few stray control bytes
+    assert looks_binary(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20)
+    assert looks_binary(b"<html>" + b"\0" * 100 + b"\x01\x02\x03" * 50)

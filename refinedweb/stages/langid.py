@@ -99,6 +99,10 @@ class PreExtractionCheck:
         return cls(identifier) if cfg.pre_extraction_threshold is not None and cfg.languages else None
 
     def __call__(self, html: str) -> Drop | None:
+        from .extract import MAX_NESTING_DEPTH, nesting_bound
+
+        if nesting_bound(html) > MAX_NESTING_DEPTH:
+            return None    # possibly too deep for resiliparse's main-content pass: leave the page to extraction
         text = self._text(self._parse(html), main_content=True, alt_texts=False, links=False, form_fields=False,
                           noscript=False, comments=False)
         if not text.strip():

@@ -4,7 +4,8 @@ Never holds a whole file in memory: records are parsed one at a time from a stre
 is reported to the caller, either as a `Page` (an HTML response to process) or as a `Skip` with a
 reason, so that records read = kept + dropped + errors can be checked per input file.
 A truncated or corrupt gzip stream ends the file with what was read so far and one `Skip`
-(`truncated_input`), instead of failing the task.
+(`truncated_input`), instead of failing the task; so does a record that cannot be parsed, such as one
+whose Content-Length lies (`malformed_input`): without a valid length the next record cannot be found.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    reason: str            # record_<type> | no_http_headers | http_status | not_html | body_too_large | empty_body | truncated_input | bad_record
+    reason: str            # record_<type> | no_http_headers | http_status | not_html | binary | body_too_large | empty_body | truncated_input | malformed_input | bad_record
     record_id: str = ""
     url: str = ""
-    counts_as_record: bool = True   # False for `truncated_input`, which is not a record of its own
+    counts_as_record: bool = True   # False for `truncated_input` / `malformed_input`: not records of their own
 
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]+)""", re.IGNORECASE)
@@ -117,6 +118,32 @@ def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:
     return body.decode("utf-8", errors="replace"), "utf-8-replace"
 
 
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f"
+
+
+def looks_binary(body: bytes, sample: int = 4096) -> bool:
+    """Binary data labelled as HTML (images, archives): NUL bytes or many control bytes in the first 4 kB.
+    UTF-16 pages (NULs between ASCII letters) are not binary: they carry a BOM or decode as UTF-16."""
+    head = body[:sample]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    controls = len(head) - len(head.translate(None, _CONTROL))
+    if b"\0" in head and head.count(b"\0") * 3 >= len(head) and _utf16_text(head):
+        return False
+    return controls > max(8, len(head) // 100)
+
+
+def _utf16_text(head: bytes) -> bool:
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = head[: len(head) // 2 * 2].decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if sum(ch.isprintable() or ch.isspace() for ch in text) >= 0.95 * len(text):
+            return True
+    return False
+
+
 def _is_html(content_type: str, body_start: bytes, cfg: ReadConfig) -> bool:
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime in cfg.content_types:
@@ -139,7 +166,11 @@ def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
             record = next(records)
         except StopIteration:
             return
-        except (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError) as exc:
+        except ArchiveLoadFailed as exc:
+            # a record that does not parse (e.g. a Content-Length that lies): the rest cannot be framed
+            yield Skip("malformed_input", reason_detail(exc), counts_as_record=False)
+            return
+        except (EOFError, zlib.error, OSError, ValueError) as exc:
             yield Skip("truncated_input", reason_detail(exc), counts_as_record=False)
             return
         try:
@@ -171,14 +202,15 @@ def _page_from_record(record, cfg: ReadConfig) -> Page | Skip:
     stream = record.content_stream()
     body = stream.read(cfg.max_body_bytes + 1)
     if len(body) > cfg.max_body_bytes:
-        # drain without keeping: the iterator needs the stream consumed
-        while stream.read(1 << 20):
-            pass
+        # No draining here: the iterator skips the rest of the *raw* record itself, so a decompression
+        # bomb (Content-Encoding: gzip/deflate) is never inflated past max_body_bytes.
         return Skip("body_too_large", record_id, url)
     if not body.strip():
         return Skip("empty_body", record_id, url)
     if not _is_html(content_type, body, cfg):
         return Skip("not_html", record_id, url)
+    if looks_binary(body):
+        return Skip("binary", record_id, url)
     truncated = getattr(record.raw_stream, "limit", 0) > 0
     html, charset = decode_html(body, content_type)
     date = headers.get_header("WARC-Date") or ""
