@@ -78,7 +78,7 @@ def _cmd_run(args) -> int:
             if failed:
                 print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
                 for f in failed:
-                    print(f"  {f['uri']}: {f['error']}", file=sys.stderr)
+                    print(f"  {f['uri']}: {f['error']}", file=sys.stderr)   # both redacted by the task
                 code = EXIT_FAILED
             dedup_inputs = [_filtered_inputs(summary["output"])]
         if args.stage in ("dedup", "all"):
@@ -121,7 +121,9 @@ def _cmd_blocklist(args) -> int:
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    from .io.remote import scrub
+
+    print(scrub(message), file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "blocklist":
             return _cmd_blocklist(args)
     except UserError as exc:
-        print(f"refinedweb: error: {exc}", file=sys.stderr)
+        from .io.remote import scrub
+
+        print(f"refinedweb: error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("refinedweb: interrupted", file=sys.stderr)

@@ -108,3 +108,26 @@ def test_failed_input_is_reported(tmp_path):
     assert result["status"] == "failed" and "vanished" in result["error"]
     summary = summarise([result], 1.0)
     assert summary["totals"]["files_failed"] == 1
+
+
+def test_a_file_that_fails_midway_leaves_no_shards_and_no_marker(tmp_path, monkeypatch):
+    """Shards a file committed before failing (size rotation) are removed: a failed file contributes nothing
+    until a re-run processes it whole."""
+    import refinedweb.runtime.filter_pass as filter_pass
+    from refinedweb.io.remote import FetchError
+
+    real_iter_pages = filter_pass.iter_pages
+
+    def fails_midway(stream, cfg):
+        for i, item in enumerate(real_iter_pages(stream, cfg)):
+            if i == 400:
+                raise FetchError("giving up on https://host.example/x.warc.gz after 8 attempts (HTTP 503)")
+            yield item
+
+    monkeypatch.setattr(filter_pass, "iter_pages", fails_midway)
+    _, result = _run(tmp_path, SAMPLES / "aut_example.warc.gz", ["output.max_rows_per_shard=2"])
+    assert result["status"] == "failed" and "FetchError" in result["error"]
+    assert result["kept"] >= 2          # at least one shard had been committed before the failure
+    assert not list((tmp_path / "filtered").rglob("*.parquet"))
+    assert not list((tmp_path / "filtered").rglob("*.json"))
+    assert not list(tmp_path.rglob(".*.tmp"))

@@ -122,9 +122,14 @@ class ShardWriter:
         return self.committed
 
     def abort(self) -> None:
+        """Give up: the open shard is discarded and the shards already committed are deleted, so a
+        file that fails contributes nothing (its re-run writes them again)."""
         if self._writer is not None:
             try:
                 self._writer.close()
             finally:
                 self.storage.discard(self._tmp)
                 self._writer = None
+        for relpath in self.committed:
+            self.storage.delete(relpath)
+        self.committed = []

@@ -12,6 +12,7 @@ import fnmatch
 import http.client
 import io
 import logging
+import os
 import random
 import re
 import socket
@@ -78,11 +79,30 @@ def redact(uri: str) -> str:
     """A URI fit for logs and stats: no user:password, no query string (presigned signatures, tokens)."""
     if "://" not in uri:
         return uri
-    parts = urlsplit(uri)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    try:
+        parts = urlsplit(uri)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+    except ValueError:   # e.g. a bad port or IPv6 literal: keep only what cannot hold a secret
+        return uri.split("://", 1)[0] + "://<unparsable>"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# environment variables whose values are secrets: never echoed, even inside a third-party error message
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "RAY_AUTH_TOKEN")
+
+
+def scrub(text: str) -> str:
+    """Text fit for logs, stats and error messages: every URL in it redacted, and no secret env value.
+    The last line of defence for messages we do not write ourselves (HTTP and boto errors quote URLs)."""
+    text = _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+    for name in SECRET_ENV:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
 
 
 def host_of(uri: str) -> str:
@@ -98,7 +118,7 @@ def host_of(uri: str) -> str:
 def split_s3(uri: str) -> tuple[str, str]:
     parts = urlsplit(uri)
     if not parts.netloc:
-        raise UserError(f"bad S3 URI (no bucket): {uri}")
+        raise UserError(f"bad S3 URI (no bucket): {redact(uri)}")
     return parts.netloc, parts.path.lstrip("/")
 
 
@@ -247,11 +267,11 @@ class ResumableStream(io.RawIOBase):
     def _fail(self, reason: str, retry_after: float | None = None) -> None:
         self._failures += 1
         if self._failures >= self.cfg.max_attempts:
-            raise FetchError(f"giving up on {redact(self.uri)} after {self._failures} attempts ({reason})")
+            raise FetchError(f"giving up on {redact(self.uri)} after {self._failures} attempts ({scrub(reason)})")
         delay = self.cfg.backoff(self._failures - 1, retry_after)
         self.retries += 1
         log.warning("retry %d for %s at byte %d: %s; waiting %.2fs", self.retries, redact(self.uri), self.offset,
-                    reason, delay)
+                    scrub(reason), delay)
         time.sleep(delay)
 
     def _open(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..documents import Document, Drop
 from ..io.inputs import open_input
-from ..io.remote import FetchConfig, is_remote, redact
+from ..io.remote import FetchConfig, is_remote, redact, scrub
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardWriter
 from ..io.storage import open_storage, safe_name
 from ..stages.extract import ExtractConfig, Extractor
@@ -216,7 +216,7 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
             writer.abort()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        status, error = "failed", scrub(f"{type(exc).__name__}: {exc}")
     else:
         _note_fetch(account, stream)
     result = account.to_dict(status, error)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..config import fingerprint
 from ..errors import UserError
-from ..io.remote import host_of, redact
+from ..io.remote import host_of, redact, scrub
 from .filter_pass import DocumentStages, filter_file
 
 _STAGES_CACHE: dict[str, DocumentStages] = {}
@@ -212,7 +212,7 @@ def take_schedulable(queue: list[str], in_flight: int, max_in_flight: int, per_h
 
 def _short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:500]
+    return scrub(f"{type(exc).__name__}: {text[-1] if text else ''}")[:500]
 
 
 class Progress:
