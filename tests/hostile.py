@@ -144,6 +144,16 @@ def build(folder: Path) -> dict[str, dict]:
         # warcio parses HTTP headers only under an http(s) target URI
         records=7, kept=4, dropped={"url_filter:malformed_url": 1, "read:no_http_headers": 2})
 
+    # 8b. a body that claims Content-Encoding gzip but is not gzip, and one whose gzip stream breaks off
+    broken = gzip.compress(html_page("broken").encode())
+    write("bad_content_encoding.warc.gz", gz_members([
+        warc_record("https://example.org/not-gzip", html_page("not gzip").encode(),
+                    http_headers=[("Content-Type", "text/html"), ("Content-Encoding", "gzip")]),
+        warc_record("https://example.org/gzip-cut", broken[: len(broken) // 2],
+                    http_headers=[("Content-Type", "text/html"), ("Content-Encoding", "gzip")]),
+        good("https://example.org/after-bad-encoding")]), records=3, kept=2,
+        dropped={"quality:too_few_words": 1})   # warcio reads a non-gzip body as is; the cut one is a stub
+
     # 9. an empty file, and a gzip file holding nothing
     write("empty.warc.gz", b"", records=0, kept=0)
     write("empty_member.warc.gz", gzip.compress(b""), records=0, kept=0)

@@ -37,7 +37,7 @@ def stages():
 
 NAMES = ["truncated.warc.gz", "content_length_lies.warc", "content_length_lies.warc.gz", "page_50mb.warc.gz",
          "decompression_bombs.warc.gz", "nested_divs.warc.gz", "binary_as_html.warc.gz", "bad_charsets.warc.gz",
-         "hostile_urls.warc.gz", "empty.warc.gz", "empty_member.warc.gz", "requests_only.warc.gz"]
+         "hostile_urls.warc.gz", "bad_content_encoding.warc.gz", "empty.warc.gz", "empty_member.warc.gz", "requests_only.warc.gz"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -54,6 +54,7 @@ class Skip:
     record_id: str = ""
     url: str = ""
     counts_as_record: bool = True   # False for `truncated_input` / `malformed_input`: not records of their own
+    detail: str = ""                # the exception behind a bad_record / truncated_input / malformed_input
 
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]+)""", re.IGNORECASE)
@@ -168,18 +169,26 @@ def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
             return
         except ArchiveLoadFailed as exc:
             # a record that does not parse (e.g. a Content-Length that lies): the rest cannot be framed
-            yield Skip("malformed_input", reason_detail(exc), counts_as_record=False)
+            yield Skip("malformed_input", counts_as_record=False, detail=reason_detail(exc))
             return
         except (EOFError, zlib.error, OSError, ValueError) as exc:
-            yield Skip("truncated_input", reason_detail(exc), counts_as_record=False)
+            yield Skip("truncated_input", counts_as_record=False, detail=reason_detail(exc))
             return
         try:
             item = _page_from_record(record, cfg)
-        except (EOFError, zlib.error, OSError, ValueError) as exc:
-            # The record's own body is cut off (e.g. the last member of a clipped gzip).
-            yield Skip("bad_record", reason_detail(exc))
-            return
+        except Exception as exc:
+            # One record that cannot be decoded (e.g. its body is cut off, or its HTTP headers are
+            # garbage) is counted and skipped; if the stream itself is broken, the next step says so.
+            yield Skip("bad_record", _record_id(record), detail=reason_detail(exc))
+            continue
         yield item
+
+
+def _record_id(record) -> str:
+    try:
+        return record.rec_headers.get_header("WARC-Record-ID") or ""
+    except Exception:
+        return ""
 
 
 def reason_detail(exc: BaseException) -> str:
