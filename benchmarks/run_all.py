@@ -46,6 +46,7 @@ def main() -> None:
     results["filter_speed"] = run([PY, str(HERE / "filter_speed.py"), "--cli"])
     results["pre_langid_agreement"] = run([PY, str(HERE / "pre_langid_agreement.py")])
     results["fetch_speed"] = run([PY, str(HERE / "fetch_speed.py")])
+    results["resume_cost"] = run([PY, str(HERE / "resume_cost.py")])
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])
