@@ -100,7 +100,7 @@ def main() -> None:
         sampler.join()
         if result.returncode:
             sys.exit(result.stderr[-3000:])
-        stats = json.loads((Path(tmp) / "out" / "dedup" / "stats.json").read_text())
+        stats = json.loads((Path(tmp) / "out" / "dedup" / "_stats.json").read_text())
     print(json.dumps({"docs": args.docs, "text_mb": round(chars / 1e6, 1), "parts": args.parts, "workers": args.workers,
                       "generate_seconds": round(gen, 1), "wall_seconds": round(wall, 1),
                       "docs_per_second": round(args.docs / wall, 1),

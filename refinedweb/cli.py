@@ -73,7 +73,7 @@ def _cmd_run(args) -> int:
                                        limit=args.limit, log=_log, runtime=runtime,
                                        overwrite=args.overwrite)
             print(format_funnel(summary))
-            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
             failed = [f for f in summary["files"] if f["status"] != "ok"]
             if failed:
                 print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
@@ -88,7 +88,7 @@ def _cmd_run(args) -> int:
                                       limit=args.limit if args.stage == "dedup" else None, log=_log,
                                       runtime=runtime, overwrite=args.overwrite)
             print(format_dedup(summary))
-            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/stats.json)")
+            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
     finally:
         runtime.close()
     return code

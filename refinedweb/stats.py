@@ -1,7 +1,7 @@
 """Accounting: every input record is kept, dropped with a reason, or counted as an error.
 
 Per-file and per-stage counters are plain dicts so they travel between Ray tasks and the driver as
-JSON-able values and merge by addition. `stats.json` holds both, plus the funnel (RW Figure 2 style).
+JSON-able values and merge by addition. `_stats.json` (one per stage folder) holds both, plus the funnel (RW Figure 2 style).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from typing import Any
+
+STATS = "_stats.json"   # per stage folder; the leading _ keeps Parquet readers (pyarrow.dataset) off it
 
 # The document stages in pipeline order (RW §3.1-3.2 "Macrodata Refinement").
 FILTER_STAGES = ("read", "url_filter", "pre_langid", "extract", "langid", "repetition", "quality", "line_filter", "tokens")
@@ -33,7 +35,7 @@ class FileAccount:
         self.bytes_in = 0
         self.stages = {name: new_stage_stats() for name in FILTER_STAGES}
         self.started = time.time()
-        self.shards: list[str] = []
+        self.shards: list[dict[str, Any]] = []   # manifest entries of the shards written
 
     # stage-level bookkeeping -------------------------------------------------------------
     def enter(self, stage: str) -> None:
@@ -90,7 +92,7 @@ def merge_stage_stats(total: dict[str, dict], part: dict[str, dict]) -> None:
 
 
 def summarise(files: list[dict[str, Any]], wall_seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Aggregate per-file results into the content of stats.json."""
+    """Aggregate per-file results into the content of _stats.json."""
     stages: dict[str, dict] = {name: new_stage_stats() for name in FILTER_STAGES}
     totals = {"files": len(files), "files_failed": 0, "records": 0, "kept": 0, "dropped": 0, "errors": 0,
               "tokens": 0, "bytes_in": 0}

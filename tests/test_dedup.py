@@ -39,7 +39,7 @@ def _dedup(folder, out, *sets):
                      *[a for s in sets for a in ("--set", s)])
     assert result.returncode == 0, result.stderr[-3000:]
     table = ds.dataset(str(out / "dedup"), format="parquet", exclude_invalid_files=True).to_table()
-    stats = json.loads((out / "dedup" / "stats.json").read_text())
+    stats = json.loads((out / "dedup" / "_stats.json").read_text())
     return {r["id"]: r for r in table.to_pylist()}, stats, result
 
 
@@ -111,7 +111,9 @@ def test_parts_are_deduplicated_on_their_own(corpus, tmp_path):
     c, folder = corpus
     out, stats, _ = _dedup(folder, tmp_path, "dedup.parts=3")
     assert len(stats["parts"]) == 3
-    assert {p.name.split("-")[1] for p in (tmp_path / "dedup").glob("part-*.parquet")} == {"00000", "00001", "00002"}
+    # each part's output is far below a 1 GiB shard: the three tails are merged into one shard
+    assert all(p["tail"] and not p["shards"] for p in stats["parts"])
+    assert [p.name for p in (tmp_path / "dedup").rglob("*.parquet") if "_work" not in p.parts] == ["merged-00000-00000.parquet"]
     urls = {r["id"]: r["url"] for r in c.rows}
     part = dict(zip(urls, part_of(url_hashes(list(urls.values())), 3).tolist()))
     for a, b, j in c.near_pairs:
@@ -187,7 +189,9 @@ def test_documents_without_words_are_not_near_duplicates(tmp_path):
 def _phases_in_process(tmp_path, rows, overrides):
     """Run the three phases for one part without Ray; returns (phase 3 result, phase 2b result)."""
     from refinedweb.config import load_config
-    from refinedweb.dedup.phases import phase_band_edges, phase_finish, phase_minhash, phase_partition
+    from refinedweb.dedup.phases import (phase_band_edges, phase_finish, phase_merge_tails, phase_minhash,
+                                         phase_partition, plan_tail_merges)
+    from refinedweb.io.parquet import ShardLimits
 
     path = tmp_path / f"in-{len(list(tmp_path.glob('in-*')))}.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
@@ -198,6 +202,9 @@ def _phases_in_process(tmp_path, rows, overrides):
         phase_band_edges(0, group, cfg, out)
     minhash = phase_minhash(0, cfg, out)
     result = phase_finish(0, cfg, out)
+    tails = [result["tail"]] if result["tail"] else []
+    for i, group in enumerate(plan_tail_merges(tails, ShardLimits.from_config(cfg["output"]))):
+        phase_merge_tails(i, group, cfg, out)
     result["ids"] = sorted(r["id"] for r in ds.dataset(f"{out}/dedup", format="parquet",
                                                         exclude_invalid_files=True).to_table().to_pylist())
     return result, minhash

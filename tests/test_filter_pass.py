@@ -125,7 +125,7 @@ def test_a_file_that_fails_midway_leaves_no_shards_and_no_marker(tmp_path, monke
             yield item
 
     monkeypatch.setattr(filter_pass, "iter_pages", fails_midway)
-    _, result = _run(tmp_path, SAMPLES / "aut_example.warc.gz", ["output.max_rows_per_shard=2"])
+    _, result = _run(tmp_path, SAMPLES / "aut_example.warc.gz", ["output.shard_max_rows=2"])
     assert result["status"] == "failed" and "FetchError" in result["error"]
     assert result["kept"] >= 2          # at least one shard had been committed before the failure
     assert not list((tmp_path / "filtered").rglob("*.parquet"))

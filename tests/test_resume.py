@@ -23,7 +23,7 @@ INPUTS: list[str] = []     # 8 files: the 6 bundled samples and second copies of
 MEMORY_CAP_MB = 1000
 # small shards so that a file commits shards before it is finished; 4 parts so dedup has many units;
 # an 80 MB object store (Ray's minimum is 75 MB) and a per-worker memory cap
-SETTINGS = ["--set", "url_filter.blocklist=[package:demo_blocklist.txt]", "--set", "output.max_rows_per_shard=5",
+SETTINGS = ["--set", "url_filter.blocklist=[package:demo_blocklist.txt]", "--set", "output.shard_max_rows=5",
             "--set", "dedup.parts=4", "--set", "dedup.keep_work=true",
             "--set", "run.object_store_mb=80", "--set", f"run.worker_memory_mb={MEMORY_CAP_MB}"]
 
@@ -89,10 +89,10 @@ def uninterrupted(tmp_path_factory):
 
 def test_eight_files_two_workers_small_object_store_stay_under_the_memory_cap(uninterrupted):
     for stage in ("filtered", "dedup"):
-        stats = json.loads((uninterrupted / stage / "stats.json").read_text())
+        stats = json.loads((uninterrupted / stage / "_stats.json").read_text())
         assert stats["worker_memory_mb"] == MEMORY_CAP_MB
         assert 50 < stats["worker_peak_rss_mb"] < MEMORY_CAP_MB, stats["worker_peak_rss_mb"]
-    stats = json.loads((uninterrupted / "filtered" / "stats.json").read_text())
+    stats = json.loads((uninterrupted / "filtered" / "_stats.json").read_text())
     assert stats["totals"]["files"] == 8 and stats["totals"]["files_failed"] == 0 and stats["totals"]["reconciled"]
     assert all(f["worker_peak_rss_mb"] < MEMORY_CAP_MB for f in stats["files"])
 
@@ -102,7 +102,7 @@ def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
     kill_when(out, lambda: any((out / "filtered").glob("*.parquet")))
     filtered_done = len(list((out / "filtered" / "_done").glob("*.json")))
     assert filtered_done < len(INPUTS), "the kill came too late to test anything"
-    assert not (out / "filtered" / "stats.json").exists()
+    assert not (out / "filtered" / "_stats.json").exists()
 
     result = run(out)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,10 +113,10 @@ def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
         assert got == want
         assert rows(out / stage) == rows(uninterrupted / stage)
     assert not list(out.rglob(".*.tmp"))
-    stats = json.loads((out / "filtered" / "stats.json").read_text())
+    stats = json.loads((out / "filtered" / "_stats.json").read_text())
     assert stats["totals"]["reconciled"] and stats["totals"]["files"] == len(INPUTS)
     assert stats["files_resumed"] == filtered_done
-    whole = json.loads((uninterrupted / "filtered" / "stats.json").read_text())
+    whole = json.loads((uninterrupted / "filtered" / "_stats.json").read_text())
     for key in ("records", "kept", "dropped", "errors", "tokens"):
         assert stats["totals"][key] == whole["totals"][key], key
 
@@ -128,7 +128,7 @@ def test_kill_in_the_middle_of_dedup_then_resume(uninterrupted, tmp_path):
     kill_when(out, lambda: any(done.glob("edges-*.json")))
     markers = {p.name for p in done.glob("*.json")}
     assert not any(m.startswith("finish-") for m in markers)
-    assert not (out / "dedup" / "stats.json").exists()
+    assert not (out / "dedup" / "_stats.json").exists()
 
     result = run(out)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,9 +138,9 @@ def test_kill_in_the_middle_of_dedup_then_resume(uninterrupted, tmp_path):
     assert max(got.values()) == 1
     assert got == ids(uninterrupted / "dedup")
     assert rows(out / "dedup") == rows(uninterrupted / "dedup")
-    stats = json.loads((out / "dedup" / "stats.json").read_text())
+    stats = json.loads((out / "dedup" / "_stats.json").read_text())
     assert stats["units_resumed"] >= len([m for m in markers if m.startswith("partition-")])
-    assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / "stats.json").read_text())["totals"],
+    assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / "_stats.json").read_text())["totals"],
                                "wall_seconds": stats["totals"]["wall_seconds"],
                                "docs_per_second": stats["totals"]["docs_per_second"]}
 
@@ -225,7 +225,7 @@ def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
             got = {(r["source"], r["id"]): r for r in table.to_pylist()}
             assert table.num_rows == len(got), f"{stage}: a document appears twice"
             assert got == rows(uninterrupted / stage)
-        stats = json.loads(client.get_object(Bucket="rw-resume", Key="run/filtered/stats.json")["Body"].read())
+        stats = json.loads(client.get_object(Bucket="rw-resume", Key="run/filtered/_stats.json")["Body"].read())
         assert stats["files_resumed"] == done_before and stats["totals"]["reconciled"]
         assert not client.list_multipart_uploads(Bucket="rw-resume").get("Uploads")
 
@@ -256,5 +256,5 @@ def test_a_killed_ray_worker_is_retried(uninterrupted, tmp_path):
         got = ids(out / stage)
         assert max(got.values()) == 1 and got == ids(uninterrupted / stage)
         assert rows(out / stage) == rows(uninterrupted / stage)
-    stats = json.loads((out / "filtered" / "stats.json").read_text())
+    stats = json.loads((out / "filtered" / "_stats.json").read_text())
     assert stats["totals"]["files_failed"] == 0 and stats["totals"]["reconciled"]

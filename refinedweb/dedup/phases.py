@@ -6,7 +6,10 @@ Layout under `<output>/dedup/_work/` (ignored by Parquet readers: it starts with
   edges/p=P/g=G.npz       phase 2a: candidate pairs from band group G of part P
   minhash/p=P.npz         phase 2b: `_doc` keys removed as near duplicates in part P
   (after phase 3) ../_urls/p=P.npz: URL hashes of the documents part P kept, for the seen-URL store
-Output: `<output>/dedup/part-PPPPP-NNNNN.parquet`, with every input column.
+  tails/p=P.parquet       phase 3: part P's last, partly filled shard
+Output, with every input column: `<output>/dedup/part-PPPPP/part-PPPPP-NNNNN.parquet` (full shards of
+each part) and `<output>/dedup/merged/merged-BBBBB-NNNNN.parquet` (phase 4: the tails merged into full
+shards), listed with rows, tokens, bytes and checksums in `<output>/dedup/_manifest.json`.
 
 `_doc` = input file index << 32 | row index: the input order, which decides survivors ("first wins").
 Parts are hash partitions by normalised URL, so URL duplicates meet in one part.
@@ -26,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ..errors import UserError
 from ..io.inputs import open_input
-from ..io.parquet import ShardWriter
+from ..io.parquet import ShardLimits, ShardWriter
 from ..io.remote import FetchConfig
 from ..io.storage import open_storage
 from .components import duplicates_to_remove
@@ -202,7 +205,8 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
                 if storage.exists(f"{WORK}/minhash/p={part:05d}.npz") else np.empty(0, np.uint64)
             table = table.filter(pa.array(~np.isin(table.column("_doc").to_numpy(), removed)))
         elif stage == "exact_substring":
-            table, extra = _exact_substring(table, dcfg["exact_substring"])
+            table, extra = _exact_substring(table, dcfg["exact_substring"],
+                                            cfg["tokens"]["encoding"] if cfg["tokens"]["enabled"] else None)
         elif stage == "url":
             table, extra = _url_dedup(table, dcfg["url"])
         else:
@@ -210,18 +214,58 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
         after_chars = _text_chars(table)
         sub[stage] = {"docs_in": before_docs, "docs_out": table.num_rows, "docs_removed": before_docs - table.num_rows,
                       "chars_removed": before_chars - after_chars, **extra}
-    out_cfg = cfg["output"]
     schema = table.drop_columns(list(INTERNAL)).schema
-    writer = ShardWriter(storage, DEDUP_DIR, f"part-{part:05d}", schema, compression=out_cfg["compression"],
-                         compression_level=out_cfg["compression_level"],
-                         max_rows_per_shard=int(out_cfg["max_rows_per_shard"]))
+    folder = f"{DEDUP_DIR}/part-{part:05d}"
+    writer = ShardWriter(storage, folder, f"part-{part:05d}", schema, ShardLimits.from_config(cfg["output"]))
     writer.add_table(table.drop_columns(list(INTERNAL)))
-    shards = writer.close()
+    # full shards stay; a last, partly filled one goes to the tails that phase 4 merges into full shards
+    shards, tail = writer.close_with_tail(f"{WORK}/tails/p={part:05d}.parquet")
+    if tail is None:
+        storage.delete(f"{WORK}/tails/p={part:05d}.parquet")   # from an earlier attempt
     # the kept URLs, for the seen-URL store the driver updates once every part is done
     url_hashes = f"{URLS}/p={part:05d}.npz"
     _save_npz(storage, url_hashes, hashes=table.column("_urlhash").to_numpy())
-    return {**stats, "docs_out": table.num_rows, "stages": sub, "shards": shards,
+    return {**stats, "docs_out": table.num_rows, "stages": sub, "shards": shards, "tail": tail,
             "url_hashes": url_hashes, "seconds": round(time.time() - started, 3)}
+
+
+def plan_tail_merges(tails: list[dict[str, Any]], limits: ShardLimits) -> list[list[dict[str, Any]]]:
+    """Group the parts' tails (in part order) into bins of about one full shard each."""
+    def size(entry):
+        ratios = [entry["bytes"] / limits.max_bytes if limits.max_bytes else 0.0,
+                  entry["tokens"] / limits.max_tokens if limits.max_tokens else 0.0,
+                  entry["rows"] / limits.max_rows if limits.max_rows else 0.0]
+        return max(ratios)
+
+    bins: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    filled = 0.0
+    for tail in sorted(tails, key=lambda t: t["path"]):
+        if current and filled + size(tail) > 1.0:
+            bins.append(current)
+            current, filled = [], 0.0
+        current.append(tail)
+        filled += size(tail)
+    if current:
+        bins.append(current)
+    return bins
+
+
+def phase_merge_tails(index: int, tails: list[dict[str, Any]], cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Phase 4 (one task per bin): stream the bin's tails, row group by row group, into full shards."""
+    started = time.time()
+    storage = open_storage(output, FetchConfig.from_config(cfg))
+    writer = None
+    for tail in tails:
+        with storage.local_copy(tail["path"]) as path:
+            source = pq.ParquetFile(path)
+            if writer is None:
+                writer = ShardWriter(storage, f"{DEDUP_DIR}/merged", f"merged-{index:05d}", source.schema_arrow,
+                                     ShardLimits.from_config(cfg["output"]))
+            for group in range(source.num_row_groups):
+                writer.add_table(source.read_row_group(group))
+    shards = writer.close() if writer is not None else []
+    return {"bin": index, "tails": len(tails), "shards": shards, "seconds": round(time.time() - started, 3)}
 
 
 def _text_chars(table: pa.Table) -> int:
@@ -229,7 +273,8 @@ def _text_chars(table: pa.Table) -> int:
     return int(pa.compute.sum(pa.compute.utf8_length(table.column("text"))).as_py() or 0)
 
 
-def _exact_substring(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+def _exact_substring(table: pa.Table, section: dict[str, Any],
+                     encoding: str | None = None) -> tuple[pa.Table, dict[str, Any]]:
     from .exact_substring import ExactSubstringConfig, dedup_part, split_parts
 
     cfg = ExactSubstringConfig.from_config(section)
@@ -243,6 +288,16 @@ def _exact_substring(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table
             new_texts[i] = text
     keep = np.array([t is not None for t in new_texts], dtype=bool)
     index = table.column_names.index("text")
+    if "token_count" in table.column_names and encoding:
+        # a document with spans cut out has fewer tokens: count again (only those)
+        from ..stages.tokens import count_tokens
+
+        counts = table.column("token_count").to_pylist()
+        for i, (old, new) in enumerate(zip(texts, new_texts)):
+            if new is not None and new != old:
+                counts[i] = count_tokens(new, encoding)
+        table = table.set_column(table.column_names.index("token_count"), "token_count",
+                                 pa.array(counts, table.schema.field("token_count").type))
     table = table.set_column(index, "text", pa.array([t if t is not None else "" for t in new_texts], pa.string()))
     return table.filter(pa.array(keep)), {"duplicate_spans": spans}
 

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
@@ -72,7 +73,9 @@ class LocalStorage(_Storage):
         return tmp
 
     def commit(self, tmp: str, relpath: str) -> None:
-        os.replace(tmp, self._path(relpath))
+        final = self._path(relpath)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
 
     def write_text(self, relpath: str, text: str) -> None:
         tmp = self.temp_path(relpath)
@@ -111,6 +114,11 @@ class LocalStorage(_Storage):
 
     def local_path(self, relpath: str) -> str:
         return str(self._path(relpath))
+
+    @contextmanager
+    def local_copy(self, relpath: str):
+        """A local path to read the file from (the file itself here)."""
+        yield str(self._path(relpath))
 
     def delete_tree(self, prefix: str) -> None:
         """Remove the folder `prefix` and everything under it (`--overwrite`)."""
@@ -214,6 +222,17 @@ class S3Storage(_Storage):
 
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
+
+    @contextmanager
+    def local_copy(self, relpath: str):
+        """The object downloaded to a temporary file (removed afterwards), for streaming reads."""
+        fd, tmp = tempfile.mkstemp(prefix="refinedweb-download-", suffix=".tmp")
+        os.close(fd)
+        try:
+            self.client.download_file(self.bucket, self.key(relpath), tmp)
+            yield tmp
+        finally:
+            self.discard(tmp)
 
     def delete_tree(self, prefix: str) -> None:
         """Delete every object under the folder `prefix` (`--overwrite`)."""

@@ -9,12 +9,15 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from ..dedup.phases import (DEDUP_DIR, REQUIRED_COLUMNS, WORK, load_npz, phase_band_edges, phase_finish,
-                            phase_minhash, phase_partition)
+                            phase_merge_tails, phase_minhash, phase_partition, plan_tail_merges)
+from ..io.manifest import write_manifest
+from ..io.parquet import ShardLimits
 from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
 from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
+from ..stats import STATS
 from .ray_runner import RayRuntime, memory_report
 from .run_state import DEDUP_SECTIONS, StageState, digest, write_marker
 
@@ -81,6 +84,11 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         t0 = time.time()
         finished = phase("finish", phase_finish, {f"p={p:05d}": (p, cfg, storage.uri) for p in range(parts)})
         log(f"[dedup] phase 3 (remove, exact substrings, URLs, write): {time.time() - t0:.1f}s")
+        t0 = time.time()
+        bins = plan_tail_merges([f["tail"] for f in finished if f.get("tail")], ShardLimits.from_config(cfg["output"]))
+        merged = phase("merge", phase_merge_tails, {f"b={i:05d}": (i, b, cfg, storage.uri) for i, b in enumerate(bins)})
+        log(f"[dedup] phase 4 (merge {sum(len(b) for b in bins)} partly filled shard(s) into "
+            f"{sum(len(m['shards']) for m in merged)}): {time.time() - t0:.1f}s")
     if resumed:
         log(f"[dedup] resumed: {resumed} unit(s) of work were already done by an earlier run")
     seen_path = dcfg["url"]["seen"]
@@ -93,7 +101,9 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": resumed,
                     "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size,
                     **memory_report([*partitioned, *minhash, *finished], cfg, "dedup", log)})
-    storage.write_json(f"{DEDUP_DIR}/stats.json", summary)
+    storage.write_json(f"{DEDUP_DIR}/{STATS}", summary)
+    entries = [e for r in (*finished, *merged) for e in r.get("shards", [])]
+    write_manifest(storage, "dedup", DEDUP_DIR, entries, config_fingerprint=state.fingerprint)
     if not dcfg["keep_work"]:
         storage.delete_tree(WORK)
     return summary

@@ -9,7 +9,8 @@ from ..io.inputs import expand_inputs
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
-from ..stats import summarise
+from ..io.manifest import MANIFEST, write_manifest
+from ..stats import STATS, summarise
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
 from .run_state import FILTER_SECTIONS, StageState
@@ -20,7 +21,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
                      log: Callable[[str], None] = print, runtime: RayRuntime | None = None,
                      overwrite: bool = False) -> dict[str, Any]:
     """Filter every input file into `<output>/filtered/`. Files finished by an earlier run of the same
-    config (they have a completion marker) are not redone: their stored results go into stats.json."""
+    config (they have a completion marker) are not redone: their stored results go into _stats.json."""
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
@@ -57,5 +58,11 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
                         extra={"stage": "filter", "config_fingerprint": state.fingerprint,
                                "files_resumed": len(finished), "output": f"{storage.uri}/{FILTERED_DIR}",
                                **memory_report(results, cfg, "filter", log)})
-    storage.write_json(f"{FILTERED_DIR}/stats.json", summary)
+    storage.write_json(f"{FILTERED_DIR}/{STATS}", summary)
+    if not summary["totals"]["files_failed"]:
+        # the manifest says "complete": only when every input file is in
+        entries = [e for r in results for e in r.get("shards", []) if e["path"].startswith(FILTERED_DIR + "/")]
+        write_manifest(storage, "filter", FILTERED_DIR, entries, config_fingerprint=state.fingerprint)
+    else:
+        storage.delete(f"{FILTERED_DIR}/{MANIFEST}")
     return summary

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..documents import Document, Drop
 from ..io.inputs import open_input
 from ..io.remote import FetchConfig, is_remote, redact, scrub
-from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardWriter
+from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardLimits, ShardWriter
 from ..io.storage import open_storage, safe_name
 from ..stages.extract import ExtractConfig, Extractor
 from ..stages.langid import LangIdConfig, LanguageIdentifier, PreExtractionCheck
@@ -150,7 +150,7 @@ def shard_prefix(uri: str) -> str:
 
 
 def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStages) -> dict[str, Any]:
-    """Process one input file end to end and return its accounting (a dict for stats.json)."""
+    """Process one input file end to end and return its accounting (a dict for _stats.json)."""
     account = FileAccount(redact(uri))
     fetch = FetchConfig.from_config(cfg)
     storage = open_storage(output, fetch)
@@ -161,10 +161,7 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
 
     def writer_for(folder: str, schema) -> ShardWriter:
         if folder not in writers:
-            writers[folder] = ShardWriter(storage, folder, prefix, schema,
-                                          compression=out_cfg["compression"],
-                                          compression_level=out_cfg["compression_level"],
-                                          max_rows_per_shard=int(out_cfg["max_rows_per_shard"]))
+            writers[folder] = ShardWriter(storage, folder, prefix, schema, ShardLimits.from_config(out_cfg))
         return writers[folder]
 
     write_dropped = bool(out_cfg["write_dropped"])
@@ -227,7 +224,7 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
 
 
 def _note_fetch(account: FileAccount, stream) -> None:
-    """Retries and range resumes of a remote input, for stats.json."""
+    """Retries and range resumes of a remote input, for _stats.json."""
     raw = getattr(stream, "raw", None)
     if raw is not None and hasattr(raw, "retries"):
         account.notes["fetch_retries"] += raw.retries
