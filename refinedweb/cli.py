@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="delete this stage's earlier output and start over (default: resume it, skipping "
                           "finished work; a different config is refused)")
 
+    stats = sub.add_parser("stats", help="documents, tokens, bytes and languages of an output, from its manifests")
+    stats.add_argument("output", metavar="OUTPUT", help="an output root (local or s3://) or one of its stage folders")
+    stats.add_argument("--json", action="store_true", help="print the manifests' totals as JSON")
+
     blocklist = sub.add_parser("blocklist", help="manage the URL blocklist")
     bl_sub = blocklist.add_subparsers(dest="blocklist_command", required=True, parser_class=_Parser)
     fetch = bl_sub.add_parser("fetch", help="download the UT1 blacklists into the cache (needs internet)")
@@ -111,6 +115,25 @@ def format_dedup(summary) -> str:
     return "\n".join(lines)
 
 
+def _cmd_stats(args) -> int:
+    import json
+
+    from .io.manifest import find_manifests, format_totals
+    from .io.remote import FetchConfig
+    from .io.storage import open_existing
+
+    found = find_manifests(open_existing(args.output, FetchConfig()))
+    if not found:
+        raise UserError(f"no _manifest.json in {args.output} or the folders directly under it "
+                        "(a stage writes it when it completes)")
+    if args.json:
+        print(json.dumps({folder or ".": {"stage": m.get("stage"), **m["totals"], **({"corpora": m["corpora"]} if m.get("corpora") else {})}
+                          for folder, m in found}, indent=2))
+    else:
+        print("\n".join(format_totals(folder, m) for folder, m in found))
+    return EXIT_OK
+
+
 def _cmd_blocklist(args) -> int:
     from .stages.blocklist import fetch_ut1
 
@@ -133,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "blocklist":
             return _cmd_blocklist(args)
+        if args.command == "stats":
+            return _cmd_stats(args)
     except UserError as exc:
         from .io.remote import scrub
 

@@ -293,3 +293,10 @@ def test_cli_dedup_from_s3_to_s3(s3, tmp_path):
     assert table.column("id").to_pylist() == ["a"] and table.column("extra").to_pylist() == [1]
     stats = json.loads(client.get_object(Bucket="rw-dedup", Key="run/dedup/_stats.json")["Body"].read())
     assert stats["stages"]["minhash"]["docs_removed"] == 1 and stats["stages"]["url"]["docs_removed"] == 1
+    # phase 4 ran on S3 too (the part's tail became a merged shard), the work folder is gone, and the
+    # manifest answers `refinedweb stats` over S3
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="rw-dedup", Prefix="run/")["Contents"]]
+    assert "run/dedup/merged/merged-00000-00000.parquet" in keys and not any("_work" in k for k in keys)
+    summary = run_cli("stats", "s3://rw-dedup/run/", "--json")
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["dedup"]["rows"] == 1

@@ -1,6 +1,7 @@
 """The dedup stage's phases, each a pure function of files under the output root (no Ray here).
 
-Layout under `<output>/dedup/_work/` (ignored by Parquet readers: it starts with `_`):
+Layout under `<output>/_work/dedup/` (beside the output folder, so that no reader's `dedup/**/*.parquet`
+glob sees it; deleted after a successful run unless `dedup.keep_work`):
   parts/p=P/f=F.parquet   phase 1: input rows of part P from input file F, plus `_doc` and `_urlhash`
   bands/p=P/f=F.npz       phase 1: MinHash band keys (only the 450 band hashes, not signatures) + `_doc`
   edges/p=P/g=G.npz       phase 2a: candidate pairs from band group G of part P
@@ -36,7 +37,7 @@ from .components import duplicates_to_remove
 from .urls import SeenUrls, url_hashes
 
 DEDUP_DIR = "dedup"
-WORK = f"{DEDUP_DIR}/_work"
+WORK = f"_work/{DEDUP_DIR}"
 URLS = f"{DEDUP_DIR}/_urls"       # kept URL hashes per part (outside _work, which may be deleted at the end)
 REQUIRED_COLUMNS = ("id", "url", "text")
 INTERNAL = ("_doc", "_urlhash")

@@ -39,3 +39,45 @@ def write_manifest(storage, stage: str, folder: str, entries: list[dict[str, Any
     manifest = build_manifest(stage, folder, entries, **extra)
     storage.write_text(f"{folder}/{MANIFEST}", json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def find_manifests(storage) -> list[tuple[str, dict[str, Any]]]:
+    """(folder, manifest) for the output root itself and each folder directly under it that has one."""
+    found = []
+    text = storage.read_text(MANIFEST)
+    if text is not None:
+        found.append(("", json.loads(text)))
+    for folder in storage.list_folders(""):
+        text = storage.read_text(f"{folder}/{MANIFEST}")
+        if text is not None:
+            found.append((folder, json.loads(text)))
+    return found
+
+
+def format_totals(folder: str, manifest: dict[str, Any], top_languages: int = 12) -> str:
+    t = manifest["totals"]
+    lines = [f"{folder or '.'}/  ({manifest.get('stage', '?')})  {t['shards']:,} shards  {t['rows']:,} documents  "
+             f"{t['tokens']:,} tokens  {human_bytes(t['bytes'])}"]
+    languages = list(t.get("languages", {}).items())
+    if languages:
+        lines.append(f"  {'language':<10} {'documents':>14} {'tokens':>18} {'% tokens':>9}")
+        for language, counts in languages[:top_languages]:
+            share = 100.0 * counts["tokens"] / t["tokens"] if t["tokens"] else 0.0
+            lines.append(f"  {language:<10} {counts['rows']:>14,} {counts['tokens']:>18,} {share:>8.2f}%")
+        if len(languages) > top_languages:
+            lines.append(f"  … and {len(languages) - top_languages} more languages")
+    corpora = manifest.get("corpora")
+    if corpora:
+        lines.append(f"  {'corpus':<20} {'documents':>14} {'tokens':>18} {'% tokens':>9}")
+        for name, counts in corpora.items():
+            share = 100.0 * counts["tokens"] / t["tokens"] if t["tokens"] else 0.0
+            lines.append(f"  {name:<20} {counts['rows']:>14,} {counts['tokens']:>18,} {share:>8.2f}%")
+    return "\n".join(lines)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n} B"

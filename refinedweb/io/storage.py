@@ -115,6 +115,13 @@ class LocalStorage(_Storage):
     def local_path(self, relpath: str) -> str:
         return str(self._path(relpath))
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """Relative paths of the folders directly under `prefix`."""
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.iterdir() if p.is_dir())
+
     @contextmanager
     def local_copy(self, relpath: str):
         """A local path to read the file from (the file itself here)."""
@@ -126,6 +133,10 @@ class LocalStorage(_Storage):
         if path == self.root:
             raise ValueError("refusing to delete the output root itself")
         shutil.rmtree(path, ignore_errors=True)
+        parent = path.parent
+        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()      # e.g. _work/ once _work/dedup/ is gone
+            parent = parent.parent
 
     def clean_incomplete(self, prefix: str) -> int:
         """Delete temporary files a killed run left under `prefix`; returns how many."""
@@ -223,6 +234,16 @@ class S3Storage(_Storage):
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """Relative paths of the "folders" (common prefixes) directly under `prefix`."""
+        folder = self.key(prefix) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                name = common["Prefix"][len(folder):].strip("/")
+                out.append(f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name)
+        return sorted(out)
+
     @contextmanager
     def local_copy(self, relpath: str):
         """The object downloaded to a temporary file (removed afterwards), for streaming reads."""
@@ -264,6 +285,15 @@ class S3Storage(_Storage):
                 if fnmatch.fnmatch(name, pattern):
                     out.append(f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name)
         return sorted(out)
+
+
+def open_existing(uri: str, fetch=None) -> "LocalStorage | S3Storage":
+    """A storage to read from: a local folder must exist (nothing is created)."""
+    if not uri.startswith("s3://") and "://" not in uri.replace("file://", ""):
+        path = Path(os.path.expanduser(uri.removeprefix("file://")))
+        if not path.is_dir():
+            raise UserError(f"not a folder: {uri}")
+    return open_storage(uri, fetch)
 
 
 def open_storage(uri: str, fetch=None) -> "LocalStorage | S3Storage":

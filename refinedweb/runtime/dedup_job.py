@@ -49,7 +49,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
                 raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} "
                                 f"(dedup needs {', '.join(REQUIRED_COLUMNS)})")
     state = StageState(storage, DEDUP_DIR, cfg, DEDUP_SECTIONS)
-    state.prepare(overwrite, log, inputs_digest=_inputs_digest(files, storage.uri))
+    state.prepare(overwrite, log, extra_folders=(WORK,), inputs_digest=_inputs_digest(files, storage.uri))
     log(f"[dedup] {len(files)} Parquet file(s), {parts} part(s), stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
     started = time.time()
     retries = int(cfg["run"]["max_retries"])

@@ -97,7 +97,8 @@ class StageState:
                     f"({config_differences(old, self.settings)}); use --overwrite to start over, or another --output")
             if inputs_digest is not None and record.get("inputs_digest") != inputs_digest:
                 log(f"[{self.folder}] the inputs differ from the earlier run's: starting this stage over")
-                self.storage.delete_tree(self.folder)
+                for folder in folders:
+                    self.storage.delete_tree(folder)
                 record = None
         elif any(self.storage.list(folder, "*.parquet") for folder in folders):
             raise UserError(f"{self.storage.uri}/{self.folder} holds output without a run record "
