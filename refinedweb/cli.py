@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="delete this stage's earlier output and start over (default: resume it, skipping "
                           "finished work; a different config is refused)")
 
+    mix = sub.add_parser("mix", help="mix sources (e.g. RefinedWeb + curated corpora) into training shards")
+    mix.add_argument("--config", required=True, help="a YAML file with a 'mix:' section (see configs/mix/)")
+    mix.add_argument("--output", required=True, metavar="URI", help="a local directory or s3://bucket/prefix/")
+    mix.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
+    mix.add_argument("--ray-address", help="address of an existing Ray cluster (default: embedded Ray)")
+    mix.add_argument("--overwrite", action="store_true", help="delete an earlier mix in OUTPUT and start over")
+
     stats = sub.add_parser("stats", help="documents, tokens, bytes and languages of an output, from its manifests")
     stats.add_argument("output", metavar="OUTPUT", help="an output root (local or s3://) or one of its stage folders")
     stats.add_argument("--json", action="store_true", help="print the manifests' totals as JSON")
@@ -115,6 +122,22 @@ def format_dedup(summary) -> str:
     return "\n".join(lines)
 
 
+def _cmd_mix(args) -> int:
+    from .config import load_config
+    from .runtime.mix_job import REPORT, run_mix
+
+    report = run_mix(args.config, args.output, load_config(), workers=args.workers, ray_address=args.ray_address,
+                     overwrite=args.overwrite, log=_log)
+    print(f"{'corpus':<24} {'weight':>7} {'share':>7} {'tokens':>16} {'documents':>12} {'epochs':>7}")
+    for s in report["sources"]:
+        print(f"{s['name']:<24} {100 * s['weight']:>6.2f}% {100 * s['share']:>6.2f}% {s['tokens']:>16,} "
+              f"{s['documents']:>12,} {s['epochs']:>7.3f}")
+    print(f"total {report['total_tokens']:,} tokens (target {report['total_tokens_target']:,}), "
+          f"{report['documents']:,} documents in {report['shards']} shard(s)")
+    print(f"Parquet: {args.output.rstrip('/')}/mix/  (report: {args.output.rstrip('/')}/{REPORT})")
+    return EXIT_OK
+
+
 def _cmd_stats(args) -> int:
     import json
 
@@ -158,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_blocklist(args)
         if args.command == "stats":
             return _cmd_stats(args)
+        if args.command == "mix":
+            return _cmd_mix(args)
     except UserError as exc:
         from .io.remote import scrub
 

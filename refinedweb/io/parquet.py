@@ -35,7 +35,7 @@ DROPPED_SCHEMA = pa.schema([
 ])
 
 
-NO_STATISTICS = {"text", "url", "id", "source"}
+NO_STATISTICS = {"text", "url", "id", "source"}   # long free-form strings
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ class ShardWriter:
         self.tokens_in_shard = 0
         self.raw_bytes_in_shard = 0
         self.languages: dict[str, list[int]] = {}
+        self.corpora: dict[str, list[int]] = {}
 
     def _relpath(self, sequence: int) -> str:
         if self._relpath_override:
@@ -163,7 +164,8 @@ class ShardWriter:
             self.rows_total += piece.num_rows
             self.tokens_in_shard += tokens
             self.raw_bytes_in_shard += raw_bytes
-            _count_languages(piece, self.languages)
+            _count_by(piece, "language", self.languages)
+            _count_by(piece, "corpus", self.corpora)
             if self._full():
                 self._commit()
 
@@ -201,6 +203,8 @@ class ShardWriter:
                  "bytes": os.path.getsize(self._tmp), "sha256": _sha256(self._tmp)}
         if self.languages:
             entry["languages"] = {k: {"rows": v[0], "tokens": v[1]} for k, v in sorted(self.languages.items())}
+        if self.corpora:
+            entry["corpora"] = {k: {"rows": v[0], "tokens": v[1]} for k, v in sorted(self.corpora.items())}
         self.storage.commit(self._tmp, relpath)
         self.committed.append(entry)
         self._writer = self._sink = self._tmp = None
@@ -279,13 +283,14 @@ def _sum(table: pa.Table, column: str) -> int:
     return int(pc.sum(table.column(column)).as_py() or 0)
 
 
-def _count_languages(table: pa.Table, into: dict[str, list[int]]) -> None:
-    if "language" not in table.column_names or table.num_rows == 0:
+def _count_by(table: pa.Table, column: str, into: dict[str, list[int]]) -> None:
+    """Rows and tokens per value of a short column (language, corpus), for the manifest."""
+    if column not in table.column_names or table.num_rows == 0:
         return
-    languages = table.column("language").to_pylist()
-    tokens = table.column("token_count").to_pylist() if "token_count" in table.column_names else [0] * len(languages)
-    for language, n in zip(languages, tokens):
-        slot = into.setdefault(language or "unknown", [0, 0])
+    values = table.column(column).to_pylist()
+    tokens = table.column("token_count").to_pylist() if "token_count" in table.column_names else [0] * len(values)
+    for value, n in zip(values, tokens):
+        slot = into.setdefault(value or "unknown", [0, 0])
         slot[0] += 1
         slot[1] += n or 0
 

@@ -1,0 +1,136 @@
+"""Driver of `refinedweb mix`: scan the sources (a task per file), plan (driver), write shards (a task
+per shard, with completion markers), then `mix/_manifest.json` and `mix_report.json`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import yaml
+
+from ..errors import UserError
+from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
+from ..io.manifest import write_manifest
+from ..io.random_access import open_parquet
+from ..io.remote import FetchConfig, redact
+from ..io.storage import open_storage
+from ..mix.plan import MixConfig, RowGroup, apply_cut, assign, select
+from ..mix.tasks import CORPUS, TOKENS, WORK, row_tokens, scan_file, write_shard
+from .ray_runner import RayRuntime
+from .run_state import StageState, write_marker
+
+MIX_DIR = "mix"
+REPORT = "mix_report.json"
+
+
+def load_mix_config(path: str) -> tuple[dict[str, Any], MixConfig]:
+    try:
+        data = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UserError(f"mix config not found: {path}") from None
+    except yaml.YAMLError:
+        raise UserError(f"mix config {path} is not valid YAML") from None
+    return data, MixConfig.from_config(data)
+
+
+def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers: int | None = None,
+            ray_address: str | None = None, overwrite: bool = False,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    data, mix = load_mix_config(config_path)
+    fetch = FetchConfig.from_config(base_cfg)
+    sources_files = [expand_inputs([s.input], suffixes=PARQUET_SUFFIXES, fetch=fetch) for s in mix.sources]
+    storage = open_storage(output, fetch)
+    state = StageState(storage, MIX_DIR, {"mix": data["mix"]}, ("mix",))
+    state.prepare(overwrite, log, extra_folders=(WORK,))
+    started = time.time()
+    log(f"[mix] {len(mix.sources)} source(s), {sum(map(len, sources_files))} Parquet file(s), "
+        f"{mix.total_tokens:,} tokens -> {storage.uri}/{MIX_DIR}/")
+    runtime = RayRuntime.for_config(base_cfg, workers, ray_address)
+    retries = int(base_cfg["run"]["max_retries"])
+    with runtime.session(True):
+        jobs = [(s, i, uri, mix.encoding, fetch, storage.uri)
+                for s, files in enumerate(sources_files) for i, uri in enumerate(files)]
+        scans = runtime.map(scan_file, jobs, retries)
+        groups = [RowGroup(**g) for scan in scans for g in scan["groups"]]
+        plans = select(mix, groups)
+        short = [p for p in plans if p.cut is None and p.shortfall > 0.005 * p.target_tokens]
+        if short and not mix.allow_shortfall:
+            detail = "; ".join(f"{p.name}: {p.tokens:,} of {p.target_tokens:,} tokens "
+                               f"({p.available_tokens:,} available x max_epochs {p.max_epochs:g})" for p in short)
+            raise UserError(f"sources too small for their share: {detail} "
+                            "(raise max_epochs, lower total_tokens, or set allow_shortfall: true)")
+        file_index = {f"{scan_job[0]}:{scan_job[2]}": scan_job[1] for scan_job in jobs}
+        for plan in plans:                      # the last row group of each source is cut at its budget
+            if plan.cut is not None:
+                chunk = plan.chunks[plan.cut[0]]
+                parquet = open_parquet(chunk.file, fetch)
+                apply_cut(plan, row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"],
+                                           chunk.group, {}))
+        schema = _output_schema(scans)
+        shards = assign(mix, plans)
+        settings = {"seed": mix.seed, "shard_max_bytes": mix.shard_max_bytes,
+                    "shuffle_window_bytes": mix.shuffle_window_bytes,
+                    "row_group_bytes": int(base_cfg["output"]["row_group_bytes"])}
+        names = [s.name for s in mix.sources]
+        done = state.completed("write-")
+        todo = [i for i in range(len(shards)) if f"write-s={i:05d}" not in done]
+        index_by_uri = {f: file_index[f"{c.source}:{f}"] for shard in shards for c in shard for f in [c.file]}
+        fresh = runtime.map(_write_marked, [(i, [c.__dict__ for c in shards[i]], names, index_by_uri,
+                                             schema.serialize().to_pybytes(), settings, fetch, storage.uri)
+                                            for i in todo], retries) if todo else []
+    results = {**{int(k.split("=")[1]): v for k, v in done.items()}, **dict(zip(todo, fresh))}
+    entries = [e for i in sorted(results) for e in results[i]["shards"]]
+    manifest = write_manifest(storage, "mix", MIX_DIR, entries, config_fingerprint=state.fingerprint,
+                              corpora=_corpora(entries))
+    report = _report(mix, plans, manifest, time.time() - started, len(done))
+    storage.write_json(REPORT, report)
+    storage.delete_tree(WORK)
+    return report
+
+
+def _write_marked(index: int, *args) -> dict[str, Any]:
+    result = write_shard(index, *args)
+    fetch, output = args[-2], args[-1]
+    write_marker(open_storage(output, fetch), MIX_DIR, f"write-s={index:05d}", result)
+    return result
+
+
+def _output_schema(scans: list[dict[str, Any]]) -> pa.Schema:
+    schemas = [pa.ipc.read_schema(pa.py_buffer(s["schema"])) for s in scans]
+    schemas = [pa.schema([f for f in sch if f.name != CORPUS]) for sch in schemas]
+    unified = pa.unify_schemas(schemas + [pa.schema([(TOKENS, pa.int64())])], promote_options="permissive")
+    return unified.append(pa.field(CORPUS, pa.string()))
+
+
+def _corpora(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        for name, counts in (entry.get("corpora") or {}).items():
+            slot = out.setdefault(name, {"rows": 0, "tokens": 0})
+            slot["rows"] += counts["rows"]
+            slot["tokens"] += counts["tokens"]
+    return out
+
+
+def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resumed: int) -> dict[str, Any]:
+    corpora = manifest.get("corpora", {})
+    total = manifest["totals"]["tokens"]
+    sources = []
+    for plan in plans:
+        written = corpora.get(plan.name, {"rows": 0, "tokens": 0})
+        sources.append({
+            "name": plan.name, "weight": round(plan.weight, 6),
+            "share": round(written["tokens"] / total, 6) if total else 0.0,
+            "target_tokens": plan.target_tokens, "tokens": written["tokens"], "documents": written["rows"],
+            "epochs": round(written["tokens"] / plan.available_tokens, 4) if plan.available_tokens else 0.0,
+            "max_epochs": plan.max_epochs, "available_tokens": plan.available_tokens,
+            "available_documents": plan.available_documents,
+            "shortfall_tokens": max(0, plan.target_tokens - written["tokens"]),
+        })
+    return {"total_tokens_target": mix.total_tokens, "total_tokens": total,
+            "documents": manifest["totals"]["rows"], "shards": manifest["totals"]["shards"],
+            "bytes": manifest["totals"]["bytes"], "seed": mix.seed, "shards_resumed": resumed,
+            "wall_seconds": round(wall, 2), "sources": sources,
+            "inputs": {s.name: redact(s.input) for s in mix.sources}}

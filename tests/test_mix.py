@@ -1,0 +1,208 @@
+"""`refinedweb mix`: token shares and totals, epochs and shortfalls, determinism, shuffling across
+sources within shards, token counting for sources without `token_count`, S3, and the Falcon configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from refinedweb.mix.plan import MixConfig, RowGroup, apply_cut, select
+from refinedweb.stages.tokens import count_tokens
+
+from .conftest import REPO
+from .servers import moto_s3
+from .test_output import docs
+
+CLI = [sys.executable, "-m", "refinedweb"]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """web: 2,400 docs with token_count in 3 files; books: 300 docs without token_count or language (its
+    tokens are counted); code: 300 docs with only id, text, token_count."""
+    root = tmp_path_factory.mktemp("sources")
+    table = docs(3000, seed=3)
+    for name in ("web", "books", "code"):
+        (root / name).mkdir()
+    for i in range(3):
+        pq.write_table(table.slice(i * 800, 800), root / "web" / f"w{i}.parquet", row_group_size=100)
+    pq.write_table(table.slice(2400, 300).drop_columns(["token_count", "language", "language_score"]),
+                   root / "books" / "b.parquet", row_group_size=50)
+    pq.write_table(table.slice(2700, 300).select(["id", "text", "token_count"]), root / "code" / "c.parquet",
+                   row_group_size=60)
+    return root
+
+
+def mix_config(root: Path, path: Path, total: int = 400_000, seed: int = 0, **extra) -> Path:
+    config = {"mix": {"total_tokens": total, "seed": seed, "shard_max_bytes": 300_000, **extra, "sources": [
+        {"name": "web", "input": str(root / "web"), "weight": 0.75},
+        {"name": "books", "input": str(root / "books"), "weight": 0.15, "max_epochs": 3},
+        {"name": "code", "input": f"{root / 'code'}/*.parquet", "weight": 0.10, "max_epochs": 2}]}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_mix(config: Path, output: str, *extra: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "mix", "--config", str(config), "--output", output, "--workers", "2", *extra],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+
+
+@pytest.fixture(scope="module")
+def mixed(sources, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixed")
+    result = run_mix(mix_config(sources, root / "mix.yaml"), str(root / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "out", json.loads((root / "out" / "mix_report.json").read_text()), result
+
+
+def test_shares_and_total_match_the_config(mixed):
+    out, report, result = mixed
+    assert abs(report["total_tokens"] - 400_000) <= 0.02 * 400_000
+    by_name = {s["name"]: s for s in report["sources"]}
+    for name, weight in (("web", 0.75), ("books", 0.15), ("code", 0.10)):
+        assert abs(by_name[name]["share"] - weight) <= 0.015, by_name[name]
+    table = ds.dataset(str(out / "mix"), format="parquet").to_table()
+    assert table.num_rows == report["documents"]
+    tokens = {}
+    for corpus, n in zip(table.column("corpus").to_pylist(), table.column("token_count").to_pylist()):
+        tokens[corpus] = tokens.get(corpus, 0) + n
+    assert tokens == {name: s["tokens"] for name, s in by_name.items()}
+    assert "web" in result.stdout and "mix_report.json" in result.stdout
+
+
+def test_every_input_column_plus_corpus(mixed):
+    out, _, _ = mixed
+    schema = ds.dataset(str(out / "mix"), format="parquet").schema
+    assert set(schema.names) == {"id", "url", "text", "source", "date", "language", "language_score", "token_count",
+                                 "corpus"}
+    table = ds.dataset(str(out / "mix"), format="parquet").to_table()
+    books = table.filter(pa.compute.equal(table.column("corpus"), "books")).to_pylist()
+    assert books and all(r["language"] is None for r in books)
+    # the books had no token_count: the mix counted GPT-2 tokens
+    assert all(r["token_count"] == count_tokens(r["text"], "gpt2") for r in books[:20])
+
+
+def test_small_sources_are_repeated_up_to_max_epochs(mixed):
+    _, report, _ = mixed
+    by_name = {s["name"]: s for s in report["sources"]}
+    # web (0.55 epochs) is sampled; no source exceeds its max_epochs
+    assert 0 < by_name["web"]["epochs"] < 1
+    for s in report["sources"]:
+        assert s["epochs"] <= s["max_epochs"] + 1e-9
+
+
+def test_documents_are_shuffled_across_sources_within_shards(mixed):
+    out, report, _ = mixed
+    manifest = json.loads((out / "mix" / "_manifest.json").read_text())
+    assert report["shards"] == manifest["totals"]["shards"] >= 2
+    for shard in manifest["shards"]:
+        corpora = pq.read_table(out / "mix" / shard["path"], columns=["corpus"]).column("corpus").to_pylist()
+        runs = 1 + sum(a != b for a, b in zip(corpora, corpora[1:]))
+        n = len(corpora)
+        expected = 1 + (n * n - sum(corpora.count(c) ** 2 for c in set(corpora))) / n   # of a random order
+        assert set(corpora) == {"web", "books", "code"}             # every shard holds every source
+        assert runs >= 0.7 * expected, (shard["path"], runs, expected)   # blocks by source would give ~3
+        assert shard["bytes"] <= 300_000
+
+
+def test_deterministic_for_a_seed_and_different_for_another(sources, mixed, tmp_path):
+    out, _, _ = mixed
+    again = run_mix(mix_config(sources, tmp_path / "same.yaml"), str(tmp_path / "same"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    first = json.loads((out / "mix" / "_manifest.json").read_text())["shards"]
+    second = json.loads((tmp_path / "same" / "mix" / "_manifest.json").read_text())["shards"]
+    assert [s["sha256"] for s in first] == [s["sha256"] for s in second]
+    other = run_mix(mix_config(sources, tmp_path / "other.yaml", seed=1), str(tmp_path / "other"))
+    assert other.returncode == 0
+    third = json.loads((tmp_path / "other" / "mix" / "_manifest.json").read_text())["shards"]
+    assert [s["sha256"] for s in first] != [s["sha256"] for s in third]
+
+
+def test_shortfall_fails_per_source_unless_allowed(sources, tmp_path):
+    big = mix_config(sources, tmp_path / "big.yaml", total=2_000_000)
+    result = run_mix(big, str(tmp_path / "big"))
+    assert result.returncode == 2
+    line = [l for l in result.stderr.splitlines() if l.startswith("refinedweb:")][0]
+    # web (1 epoch allowed) and code (2) cannot reach 75% / 10% of 2M tokens; books (3 epochs) can
+    assert "web: " in line and "code: " in line and "books: " not in line and "allow_shortfall" in line
+    allowed = mix_config(sources, tmp_path / "allowed.yaml", total=2_000_000, allow_shortfall=True)
+    result = run_mix(allowed, str(tmp_path / "allowed"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "allowed" / "mix_report.json").read_text())
+    by_name = {s["name"]: s for s in report["sources"]}
+    assert by_name["code"]["epochs"] == pytest.approx(2.0) and by_name["code"]["shortfall_tokens"] > 0
+    assert by_name["web"]["epochs"] == pytest.approx(1.0) and by_name["web"]["shortfall_tokens"] > 0
+    assert 1.0 < by_name["books"]["epochs"] <= 3.0 and by_name["books"]["shortfall_tokens"] <= 1000
+
+
+def test_plan_cuts_the_last_row_group_at_the_budget():
+    cfg = MixConfig.from_config({"mix": {"total_tokens": 1050, "sources": [{"name": "a", "input": "x", "weight": 1}]}})
+    groups = [RowGroup(0, "f", g, 10, 100, 1000) for g in range(20)]
+    (plan,) = select(cfg, groups)
+    assert plan.cut is not None
+    import numpy as np
+
+    apply_cut(plan, np.full(10, 10))
+    assert plan.tokens == 1050 and plan.documents == 105
+
+
+def test_bad_mix_configs_are_one_line_errors(tmp_path):
+    cases = {"nomix.yaml": ({"other": 1}, "top-level 'mix:'"),
+             "badkey.yaml": ({"mix": {"total_tokens": 10, "sorces": []}}, "unknown mix key(s) sorces"),
+             "noweight.yaml": ({"mix": {"total_tokens": 10, "sources": [{"name": "a", "input": "x"}]}}, "missing weight")}
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(yaml.safe_dump(content))
+        result = run_mix(tmp_path / name, str(tmp_path / "out"))
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("name,total,weights", [
+    ("falcon-40b.yaml", 10**12, {"refinedweb-english": 0.75, "refinedweb-europe": 0.07, "books": 0.06,
+                                 "conversations": 0.05, "code": 0.05, "technical": 0.02}),
+    ("falcon-7b.yaml", 1.5 * 10**12, {"refinedweb-english": 0.79, "books": 0.07, "conversations": 0.06,
+                                      "code": 0.03, "refinedweb-french": 0.03, "technical": 0.02}),
+])
+def test_shipped_falcon_mixtures(name, total, weights):
+    cfg = MixConfig.from_config(yaml.safe_load((REPO / "configs" / "mix" / name).read_text()))
+    assert cfg.total_tokens == total
+    assert {s.name: round(s.weight, 6) for s in cfg.sources} == weights
+
+
+def test_mix_from_and_to_s3(sources, mixed, tmp_path):
+    import boto3
+
+    out, _, _ = mixed
+    with moto_s3():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="mix-in")
+        client.create_bucket(Bucket="mix-out")
+        for path in sources.rglob("*.parquet"):
+            client.upload_file(str(path), "mix-in", path.relative_to(sources).as_posix())
+        config = tmp_path / "s3.yaml"
+        config.write_text(yaml.safe_dump({"mix": {"total_tokens": 400_000, "seed": 0, "shard_max_bytes": 300_000,
+                                                  "sources": [
+            {"name": "web", "input": "s3://mix-in/web/*.parquet", "weight": 0.75},
+            {"name": "books", "input": "s3://mix-in/books/*.parquet", "weight": 0.15, "max_epochs": 3},
+            {"name": "code", "input": "s3://mix-in/code/*.parquet", "weight": 0.10, "max_epochs": 2}]}}))
+        result = run_mix(config, "s3://mix-out/run/", env=dict(os.environ))
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads(client.get_object(Bucket="mix-out", Key="run/mix_report.json")["Body"].read())
+        manifest = json.loads(client.get_object(Bucket="mix-out", Key="run/mix/_manifest.json")["Body"].read())
+        rows = set()
+        for shard in manifest["shards"]:
+            body = client.get_object(Bucket="mix-out", Key=f"run/mix/{shard['path']}")["Body"].read()
+            table = pq.read_table(pa.BufferReader(body), columns=["corpus", "id"])
+            rows |= set(zip(table.column("corpus").to_pylist(), table.column("id").to_pylist()))
+    local = ds.dataset(str(out / "mix"), format="parquet").to_table(columns=["corpus", "id"])
+    # the same plan: the same documents (epochs repeat ids, so compare as sets)
+    assert rows == set(zip(local.column("corpus").to_pylist(), local.column("id").to_pylist()))
+    assert report["total_tokens"] == json.loads((out / "mix_report.json").read_text())["total_tokens"]
