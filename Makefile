@@ -19,6 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/refinedweb run --config configs/demo.yaml \
 	  --input 'refinedweb/resources/samples/*.warc.gz' --output $(OUTPUT)
+	$(BIN)/refinedweb stats $(OUTPUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
