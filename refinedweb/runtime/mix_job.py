@@ -18,7 +18,7 @@ from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..mix.plan import MixConfig, RowGroup, apply_cut, assign, select
 from ..mix.tasks import CORPUS, TOKENS, WORK, row_tokens, scan_file, write_shard
-from .ray_runner import RayRuntime
+from .ray_runner import RayRuntime, memory_report
 from .run_state import StageState, write_marker
 
 MIX_DIR = "mix"
@@ -69,6 +69,8 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
                 apply_cut(plan, row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"],
                                            chunk.group, {}))
         schema = _output_schema(scans)
+        for plan in plans:      # input bytes -> output bytes, so that the shard count fills shards
+            _calibrate(plan, schema, fetch, storage, file_index, base_cfg["output"])
         shards = assign(mix, plans)
         settings = {"seed": mix.seed, "shard_max_bytes": mix.shard_max_bytes,
                     "shuffle_window_bytes": mix.shuffle_window_bytes,
@@ -85,6 +87,7 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
     manifest = write_manifest(storage, "mix", MIX_DIR, entries, config_fingerprint=state.fingerprint,
                               corpora=_corpora(entries))
     report = _report(mix, plans, manifest, time.time() - started, len(done))
+    report.update(memory_report([*scans, *fresh], base_cfg, "mix", log))
     storage.write_json(REPORT, report)
     storage.delete_tree(WORK)
     return report
@@ -95,6 +98,35 @@ def _write_marked(index: int, *args) -> dict[str, Any]:
     fetch, output = args[-2], args[-1]
     write_marker(open_storage(output, fetch), MIX_DIR, f"write-s={index:05d}", result)
     return result
+
+
+def _calibrate(plan, schema: pa.Schema, fetch: FetchConfig, storage, file_index: dict[str, int],
+               out_cfg: dict[str, Any]) -> None:
+    """Scale the plan's chunk bytes by how one of its row groups compresses as output (row groups, codec and
+    columns differ from the input's), measured by writing it to memory."""
+    if not plan.chunks:
+        return
+    import io
+
+    import pyarrow.parquet as pq
+
+    from ..mix.tasks import conform
+
+    chunk = max(plan.chunks, key=lambda c: c.bytes)
+    parquet = open_parquet(chunk.file, fetch)
+    table = parquet.read_row_group(chunk.group)
+    if TOKENS not in table.column_names:
+        counts = row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"], chunk.group, {})
+        table = table.append_column(TOKENS, pa.array(counts, pa.int64()))
+    table = table.append_column(CORPUS, pa.array([plan.name] * table.num_rows, pa.string()))
+    buffer = io.BytesIO()
+    pq.write_table(conform(table, schema), buffer, compression=out_cfg["compression"],
+                   compression_level=out_cfg["compression_level"])
+    input_bytes = sum(parquet.metadata.row_group(chunk.group).column(c).total_compressed_size
+                      for c in range(parquet.metadata.num_columns))
+    ratio = buffer.tell() / max(1, input_bytes)
+    for c in plan.chunks:
+        c.bytes *= ratio
 
 
 def _output_schema(scans: list[dict[str, Any]]) -> pa.Schema:
