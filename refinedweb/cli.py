@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a config key, e.g. --set langid.threshold=0.7 (repeatable)")
     run.add_argument("--limit", type=_positive_int, help="take only the first N input files")
+    run.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
+                     help="progress display: a live bar (default on a terminal), plain lines (default otherwise), "
+                          "JSON lines for batch jobs (all driver logs become JSON), or off")
     run.add_argument("--overwrite", action="store_true",
                      help="delete this stage's earlier output and start over (default: resume it, skipping "
                           "finished work; a different config is refused)")
@@ -52,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
     mix.add_argument("--ray-address", help="address of an existing Ray cluster (default: embedded Ray)")
     mix.add_argument("--overwrite", action="store_true", help="delete an earlier mix in OUTPUT and start over")
+    mix.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
+                     help="log format: JSON lines for batch jobs, otherwise plain")
 
     stats = sub.add_parser("stats", help="documents, tokens, bytes and languages of an output, from its manifests")
     stats.add_argument("output", metavar="OUTPUT", help="an output root (local or s3://) or one of its stage folders")
@@ -72,17 +77,20 @@ def _cmd_run(args) -> int:
     workers = args.workers or cfg["run"]["workers"]
     code = EXIT_OK
     dedup_inputs = args.input
+    from .runtime.progress import Reporter
     from .runtime.ray_runner import RayRuntime
 
     runtime = RayRuntime.for_config(cfg, workers, args.ray_address)   # started by the first stage, shared by both of `all`
+    reporter = Reporter(args.progress)
+    log = reporter.log
     try:
         if args.stage in ("filter", "all"):
             from .runtime.filter_job import run_filter_stage
             from .stats import format_funnel
 
             summary = run_filter_stage(args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
-                                       limit=args.limit, log=_log, runtime=runtime,
-                                       overwrite=args.overwrite)
+                                       limit=args.limit, log=log, runtime=runtime,
+                                       overwrite=args.overwrite, progress=reporter.progress)
             print(format_funnel(summary))
             print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
             failed = [f for f in summary["files"] if f["status"] != "ok"]
@@ -96,11 +104,12 @@ def _cmd_run(args) -> int:
             from .runtime.dedup_job import run_dedup_stage
 
             summary = run_dedup_stage(dedup_inputs, args.output, cfg, workers=workers, ray_address=args.ray_address,
-                                      limit=args.limit if args.stage == "dedup" else None, log=_log,
+                                      limit=args.limit if args.stage == "dedup" else None, log=log,
                                       runtime=runtime, overwrite=args.overwrite)
             print(format_dedup(summary))
             print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
     finally:
+        reporter.close()
         runtime.close()
     return code
 
@@ -126,8 +135,10 @@ def _cmd_mix(args) -> int:
     from .config import load_config
     from .runtime.mix_job import REPORT, run_mix
 
+    from .runtime.progress import Reporter
+
     report = run_mix(args.config, args.output, load_config(), workers=args.workers, ray_address=args.ray_address,
-                     overwrite=args.overwrite, log=_log)
+                     overwrite=args.overwrite, log=Reporter("json" if args.progress == "json" else "plain").log)
     print(f"{'corpus':<24} {'weight':>7} {'share':>7} {'tokens':>16} {'documents':>12} {'epochs':>7}")
     for s in report["sources"]:
         print(f"{s['name']:<24} {100 * s['weight']:>6.2f}% {100 * s['share']:>6.2f}% {s['tokens']:>16,} "
@@ -164,12 +175,6 @@ def _cmd_blocklist(args) -> int:
     path = fetch_ut1(os.path.expanduser(args.dest), **kwargs)
     print(f"UT1 blocklist saved to {path}")
     return EXIT_OK
-
-
-def _log(message: str) -> None:
-    from .io.remote import scrub
-
-    print(scrub(message), file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

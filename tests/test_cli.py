@@ -148,3 +148,22 @@ def test_rerun_replaces_instead_of_duplicating(tmp_path):
     assert sorted(p.name for p in (tmp_path / "filtered").glob("*.parquet")) == names
     assert ds.dataset(str(tmp_path / "filtered"), format="parquet", exclude_invalid_files=True).count_rows() == rows
     assert not list((tmp_path / "filtered").glob(".*tmp"))
+
+
+@pytest.mark.parametrize("mode", ["json", "off", "plain"])
+def test_progress_modes(mode, tmp_path):
+    inputs = [str(SAMPLES / "dolma_sample-0000.warc.gz"), str(SAMPLES / "dolma_sample-0001.warc.gz")]
+    result = run_cli("run", "--stage", "filter", "--workers", "2", "--input", *inputs, "--output", str(tmp_path),
+                     "--set", "url_filter.blocklist=[package:demo_blocklist.txt]", "--progress", mode)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    if mode == "json":
+        records = [json.loads(l) for l in lines]          # every line of the driver's log is JSON, Ray's too
+        progress = [r for r in records if r["event"] == "progress"]
+        assert progress and progress[-1]["files_done"] == progress[-1]["files_total"] == 2
+        assert {"records", "kept", "records_per_second", "eta_seconds", "ts"} <= set(progress[-1])
+        assert any(r["event"] == "log" and "input file(s)" in r["message"] for r in records)
+    elif mode == "off":
+        assert not any("files 2/2" in l for l in lines) and any("input file(s)" in l for l in lines)
+    else:
+        assert any("[filter] files 2/2" in l and "records/s" in l for l in lines)

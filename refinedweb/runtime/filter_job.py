@@ -19,7 +19,7 @@ from .run_state import FILTER_SECTIONS, StageState
 def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
                      ray_address: str | None = None, limit: int | None = None,
                      log: Callable[[str], None] = print, runtime: RayRuntime | None = None,
-                     overwrite: bool = False) -> dict[str, Any]:
+                     overwrite: bool = False, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Filter every input file into `<output>/filtered/`. Files finished by an earlier run of the same
     config (they have a completion marker) are not redone: their stored results go into _stats.json."""
     fetch = FetchConfig.from_config(cfg)
@@ -38,11 +38,11 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
         log(f"[filter] resuming: {len(finished)} file(s) already done, {len(todo)} to go")
     started = time.time()
     results: list[dict[str, Any]] = [{**r, "resumed": True} for r in finished.values()]
-    progress = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log)
+    tracker = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log, emit=progress)
 
     def on_result(result: dict[str, Any]) -> None:
         results.append(result)
-        progress.update(result)
+        tracker.update(result)
         if result["status"] != "ok":
             log(f"[filter] FAILED {result['uri']}: {result['error']}")
 

@@ -216,12 +216,17 @@ def _short_error(exc: BaseException) -> str:
 
 
 class Progress:
-    """Driver-side progress: files done / total, documents, docs/s, ETA, logged every few seconds."""
+    """Driver-side progress of a stage: files done / total, documents, docs/s and ETA, emitted at most every
+    `every_seconds` (and at the end) to `emit`, or as a plain log line when no `emit` is given."""
 
-    def __init__(self, total_files: int, every_seconds: float, log: Callable[[str], None]):
+    def __init__(self, total_files: int, every_seconds: float, log: Callable[[str], None],
+                 emit: Callable[[dict[str, Any]], None] | None = None, stage: str = "filter"):
+        from .progress import format_progress
+
         self.total = total_files
         self.every = every_seconds
-        self.log = log
+        self.emit = emit or (lambda event: log(format_progress(event)))
+        self.stage = stage
         self.started = time.time()
         self.last = 0.0
         self.files = 0
@@ -236,7 +241,7 @@ class Progress:
         if now - self.last >= self.every or self.files == self.total:
             self.last = now
             elapsed = max(now - self.started, 1e-9)
-            rate = self.records / elapsed
-            eta = (self.total - self.files) * elapsed / self.files if self.files else 0
-            self.log(f"[filter] files {self.files}/{self.total}  records {self.records:,}  kept {self.kept:,}"
-                     f"  {rate:,.0f} records/s  ETA {eta:,.0f}s")
+            self.emit({"stage": self.stage, "files_done": self.files, "files_total": self.total,
+                       "records": self.records, "kept": self.kept,
+                       "records_per_second": round(self.records / elapsed, 1),
+                       "eta_seconds": round((self.total - self.files) * elapsed / self.files, 1) if self.files else None})
