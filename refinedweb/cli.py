@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
                      help="log format: JSON lines for batch jobs, otherwise plain")
 
+    report = sub.add_parser("report", help="report.html and funnel.png of a run (funnel, drop reasons, languages, lengths)")
+    report.add_argument("output", metavar="OUTPUT", help="the --output of a run (local or s3://)")
+
     stats = sub.add_parser("stats", help="documents, tokens, bytes and languages of an output, from its manifests")
     stats.add_argument("output", metavar="OUTPUT", help="an output root (local or s3://) or one of its stage folders")
     stats.add_argument("--json", action="store_true", help="print the manifests' totals as JSON")
@@ -149,6 +152,15 @@ def _cmd_mix(args) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args) -> int:
+    from .io.remote import FetchConfig
+    from .report import render
+
+    written = render(args.output, FetchConfig())
+    print(f"report: {written['html']}\nfunnel: {written['funnel']}")
+    return EXIT_OK
+
+
 def _cmd_stats(args) -> int:
     import json
 
@@ -188,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_stats(args)
         if args.command == "mix":
             return _cmd_mix(args)
+        if args.command == "report":
+            return _cmd_report(args)
     except UserError as exc:
         from .io.remote import scrub
 

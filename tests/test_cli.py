@@ -167,3 +167,23 @@ def test_progress_modes(mode, tmp_path):
         assert not any("files 2/2" in l for l in lines) and any("input file(s)" in l for l in lines)
     else:
         assert any("[filter] files 2/2" in l and "records/s" in l for l in lines)
+
+
+def test_report_renders_from_a_real_run(e2e_run):
+    import matplotlib.image
+
+    out, _, _ = e2e_run
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = matplotlib.image.imread(out / "funnel.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600
+    assert image[..., :3].std() > 0.1                        # not a blank canvas
+    assert len({tuple(px) for px in image[::7, ::7, :3].reshape(-1, 3).round(2)}) > 20   # bars, text, colours
+    page = (out / "report.html").read_text()
+    for label in ("text extraction", "language ID", "repetition removal", "fuzzy dedup", "URL dedup"):
+        assert label in page
+    assert page.count("<img") == 4 and "reconciled" in page
+    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    assert f"{stats['totals']['records']:,} records" in page
+    missing = run_cli("report", str(out / "nope"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1

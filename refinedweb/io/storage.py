@@ -45,6 +45,12 @@ class _Storage:
     def clean_incomplete(self, prefix: str) -> int:
         raise NotImplementedError
 
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        tmp = self.temp_path(relpath)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        self.commit(tmp, relpath)
+
     def write_json(self, relpath: str, value) -> None:
         self.write_text(relpath, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
 

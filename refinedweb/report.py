@@ -1,0 +1,206 @@
+"""`refinedweb report OUTPUT`: `OUTPUT/report.html` and `OUTPUT/funnel.png` from a run's `_stats.json`
+and `_manifest.json` files (plus the `token_count` column of the final shards for the length histogram;
+no text is read).
+
+The funnel follows RefinedWeb's Figure 2: what is left after each stage, as a share of the HTML pages
+(documents) and of the extracted text (tokens). Tokens are counted once, at the end of the filter
+stage; for the stages between extraction and there, tokens are estimated from characters with the
+final tokens-per-character ratio (marked ≈ in the table).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .io.manifest import MANIFEST
+from .stats import FILTER_STAGES, STATS
+
+TEXT_STAGES = ("extract", "langid", "repetition", "quality", "line_filter", "tokens")   # chars are text, not HTML
+LABELS = {"read": "HTML pages", "url_filter": "URL filter", "pre_langid": "language pre-check", "extract": "text extraction",
+          "langid": "language ID", "repetition": "repetition removal", "quality": "document-wise filter",
+          "line_filter": "line-wise corrections", "tokens": "filtered", "minhash": "fuzzy dedup",
+          "exact_substring": "exact-substring dedup", "url": "URL dedup"}
+
+
+def _read_json(storage, relpath: str) -> dict[str, Any] | None:
+    text = storage.read_text(relpath)
+    return json.loads(text) if text else None
+
+
+def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per stage: documents and tokens left, and their share of pages / of extracted tokens."""
+    rows: list[dict[str, Any]] = []
+    per_char = None
+    tokens = None
+    if filter_stats:
+        stages = filter_stats["stages"]
+        final_tokens = filter_stats["totals"]["tokens"]
+        per_char = final_tokens / max(1, stages["tokens"]["chars_kept"])
+        for name in FILTER_STAGES:
+            st = stages.get(name)
+            if not st or not st["docs_in"]:
+                continue
+            exact = name == "tokens"
+            tokens = final_tokens if exact else (round(st["chars_kept"] * per_char) if name in TEXT_STAGES else None)
+            rows.append({"stage": name, "label": LABELS.get(name, name), "documents": st["kept"], "tokens": tokens,
+                         "tokens_exact": exact, "dropped": dict(sorted(st["dropped"].items(), key=lambda kv: -kv[1])),
+                         "errors": st["errors"]})
+    if dedup_stats:
+        for name, st in dedup_stats["stages"].items():
+            if tokens is not None and per_char is not None:
+                tokens = max(0, round(tokens - st.get("chars_removed", 0) * per_char))
+            rows.append({"stage": name, "label": LABELS.get(name, name), "documents": st["docs_out"], "tokens": tokens,
+                         "tokens_exact": False, "dropped": {"removed": st["docs_removed"]}, "errors": {}})
+    pages = rows[0]["documents"] if rows else 0
+    extracted = next((r["tokens"] for r in rows if r["stage"] == "extract"), None)
+    for row in rows:
+        row["pct_documents"] = round(100.0 * row["documents"] / pages, 2) if pages else None
+        row["pct_tokens"] = round(100.0 * row["tokens"] / extracted, 2) if extracted and row["tokens"] is not None else None
+    return rows
+
+
+def render(output: str, fetch=None) -> dict[str, str]:
+    """Write report.html and funnel.png under `output`; returns their URIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io.storage import open_existing
+
+    storage = open_existing(output, fetch)
+    filter_stats = _read_json(storage, f"filtered/{STATS}")
+    dedup_stats = _read_json(storage, f"dedup/{STATS}")
+    if not filter_stats and not dedup_stats:
+        raise UserError(f"no filtered/{STATS} or dedup/{STATS} under {output}: run a stage first")
+    rows = funnel_rows(filter_stats, dedup_stats)
+    final = "dedup" if _read_json(storage, f"dedup/{MANIFEST}") else "filtered"
+    manifest = _read_json(storage, f"{final}/{MANIFEST}") or {"totals": {"languages": {}, "rows": 0, "tokens": 0}, "shards": []}
+
+    funnel_png = _funnel_figure(plt, rows)
+    storage.write_bytes("funnel.png", funnel_png)
+    reasons_png = _reasons_figure(plt, rows)
+    languages_png = _languages_figure(plt, manifest["totals"].get("languages", {}))
+    lengths = _token_lengths(storage, final, manifest)
+    lengths_png = _lengths_figure(plt, lengths)
+    page = _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png, lengths_png,
+                 filter_stats, dedup_stats)
+    storage.write_text("report.html", page)
+    return {"html": f"{storage.uri}/report.html", "funnel": f"{storage.uri}/funnel.png"}
+
+
+def _png(plt, fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _funnel_figure(plt, rows) -> bytes:
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    labels = [r["label"] for r in rows]
+    x = np.arange(len(rows))
+    docs = [r["pct_documents"] or 0 for r in rows]
+    tokens = [r["pct_tokens"] if r["pct_tokens"] is not None else np.nan for r in rows]
+    ax.bar(x - 0.2, docs, 0.4, label="documents (% of HTML pages)", color="#4c72b0")
+    ax.bar(x + 0.2, tokens, 0.4, label="tokens (% of extracted text)", color="#dd8452")
+    for i, value in enumerate(docs):
+        ax.text(i - 0.2, value + 1, f"{value:.0f}", ha="center", fontsize=7)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylabel("% left after the stage")
+    ax.set_ylim(0, 110)
+    ax.set_title("What is left after each stage (cf. RefinedWeb, Figure 2)")
+    ax.legend(loc="upper right")
+    return _png(plt, fig)
+
+
+def _reasons_figure(plt, rows) -> bytes:
+    reasons = [(f"{r['stage']}:{k}", v) for r in rows for k, v in r["dropped"].items() if v]
+    reasons = sorted(reasons, key=lambda kv: -kv[1])[:20]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * max(4, len(reasons)) + 1))
+    if reasons:
+        ax.barh([k for k, _ in reversed(reasons)], [v for _, v in reversed(reasons)], color="#55a868")
+    ax.set_xlabel("documents dropped")
+    ax.set_title("Top drop reasons")
+    return _png(plt, fig)
+
+
+def _languages_figure(plt, languages: dict[str, Any]) -> bytes:
+    items = list(languages.items())[:15]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if items:
+        ax.bar([k for k, _ in items], [v["tokens"] for _, v in items], color="#8172b2")
+    ax.set_ylabel("tokens")
+    ax.set_title("Language mix of the output")
+    return _png(plt, fig)
+
+
+def _token_lengths(storage, folder: str, manifest: dict[str, Any]) -> np.ndarray:
+    """token_count of every output document: only that column is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts = []
+    for shard in manifest.get("shards", []):
+        with storage.local_copy(f"{folder}/{shard['path']}") as path:
+            table = pq.read_table(path, columns=["token_count"]) if "token_count" in pq.read_schema(path).names \
+                else pa.table({"token_count": pa.array([], pa.int64())})
+        counts.append(table.column("token_count").to_numpy(zero_copy_only=False))
+    return np.concatenate(counts) if counts else np.empty(0)
+
+
+def _lengths_figure(plt, lengths: np.ndarray) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if len(lengths):
+        bins = np.logspace(np.log10(max(1, lengths.min())), np.log10(max(2, lengths.max())), 40)
+        ax.hist(lengths, bins=bins, color="#c44e52")
+        ax.set_xscale("log")
+    ax.set_xlabel("tokens per document (GPT-2)")
+    ax.set_ylabel("documents")
+    ax.set_title("Document length")
+    return _png(plt, fig)
+
+
+def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png, lengths_png,
+          filter_stats, dedup_stats) -> str:
+    def img(data: bytes, alt: str) -> str:
+        return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+    table = ["<table><tr><th>stage</th><th>documents left</th><th>% of pages</th><th>tokens left</th>"
+             "<th>% of extracted</th><th>top drop reasons</th></tr>"]
+    for r in rows:
+        tokens = "" if r["tokens"] is None else f"{'' if r['tokens_exact'] else '≈ '}{r['tokens']:,}"
+        pct_docs = "" if r["pct_documents"] is None else f"{r['pct_documents']:.1f}%"
+        pct_tokens = "" if r["pct_tokens"] is None else f"{r['pct_tokens']:.1f}%"
+        reasons = ", ".join(f"{html.escape(k)} {v:,}" for k, v in list(r["dropped"].items())[:4])
+        if r["errors"]:
+            reasons += f"; errors {sum(r['errors'].values()):,}"
+        table.append(f"<tr><td>{html.escape(r['label'])}</td><td>{r['documents']:,}</td><td>{pct_docs}</td>"
+                     f"<td>{tokens}</td><td>{pct_tokens}</td><td>{reasons}</td></tr>")
+    table.append("</table>")
+    t = manifest["totals"]
+    median = int(np.median(lengths)) if len(lengths) else 0
+    summary = (f"<p>Output <code>{final}/</code>: {t.get('shards', 0):,} shards, {t.get('rows', 0):,} documents, "
+               f"{t.get('tokens', 0):,} tokens; median document {median:,} tokens.</p>")
+    accounting = ""
+    if filter_stats:
+        ft = filter_stats["totals"]
+        accounting = (f"<p>Filter: {ft['files']:,} input files ({ft['files_failed']} failed), {ft['records']:,} records = "
+                      f"{ft['kept']:,} kept + {ft['dropped']:,} dropped + {ft['errors']:,} errors "
+                      f"({'reconciled' if ft['reconciled'] else 'NOT reconciled'}).</p>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>refinedweb report</title><style>"
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,td:last-child{text-align:left}"
+            "img{max-width:100%}</style></head><body><h1>refinedweb report</h1>"
+            + summary + accounting + "<h2>Funnel</h2>" + img(funnel_png, "funnel") + "".join(table)
+            + "<p>≈: estimated from characters with the final tokens-per-character ratio.</p>"
+            + "<h2>Drop reasons</h2>" + img(reasons_png, "drop reasons")
+            + "<h2>Languages</h2>" + img(languages_png, "languages")
+            + "<h2>Document length</h2>" + img(lengths_png, "document lengths") + "</body></html>\n")
