@@ -37,7 +37,10 @@ def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist) -> dict[
 def _with_peak_rss(result: Any) -> Any:
     """Add the worker process's peak resident memory so far (the figure checked against the cap)."""
     if isinstance(result, dict):
+        import ray
+
         result["worker_peak_rss_mb"] = peak_rss_mb()
+        result["worker_node"] = ray.get_runtime_context().get_node_id()[:12]
     return result
 
 
@@ -103,7 +106,8 @@ class RayRuntime:
         else:
             if self.object_store_bytes:
                 kwargs["object_store_memory"] = self.object_store_bytes
-            ray.init(num_cpus=self.workers or os.cpu_count() or 1, **kwargs)
+            # address="local": always a new embedded instance, even when a cluster runs on this machine
+            ray.init(address="local", num_cpus=self.workers or os.cpu_count() or 1, **kwargs)
             self.started_here = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = max(1, min(self.workers or cluster_cpus, cluster_cpus) if self.address else (self.workers or cluster_cpus))
