@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
                      help="log format: JSON lines for batch jobs, otherwise plain")
 
+    crawls = sub.add_parser("crawls", help="list CommonCrawl crawls, or (--pending) those OUTPUT has not processed yet")
+    crawls.add_argument("--output", metavar="ROOT", help="the root holding one output folder per crawl id")
+    crawls.add_argument("--pending", action="store_true", help="only crawls without ROOT/<id>/dedup/_manifest.json")
+    crawls.add_argument("--collinfo", help="a collinfo.json (URL or path); default: list crawl-data/ under fetch.base_uri")
+    crawls.add_argument("--config", help="YAML config (for fetch.* and s3.*)")
+    crawls.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+
     report = sub.add_parser("report", help="report.html and funnel.png of a run (funnel, drop reasons, languages, lengths)")
     report.add_argument("output", metavar="OUTPUT", help="the --output of a run (local or s3://)")
 
@@ -152,6 +159,22 @@ def _cmd_mix(args) -> int:
     return EXIT_OK
 
 
+def _cmd_crawls(args) -> int:
+    from .config import load_config
+    from .crawls import list_crawls, pending
+    from .io.remote import FetchConfig
+    from .io.storage import open_storage
+
+    fetch = FetchConfig.from_config(load_config(args.config, args.overrides))
+    found = list_crawls(fetch, args.collinfo)
+    if args.pending:
+        if not args.output:
+            raise UserError("--pending needs --output ROOT")
+        found = pending(found, open_storage(args.output, fetch))
+    print("\n".join(found))
+    return EXIT_OK
+
+
 def _cmd_report(args) -> int:
     from .io.remote import FetchConfig
     from .report import render
@@ -202,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_mix(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "crawls":
+            return _cmd_crawls(args)
     except UserError as exc:
         from .io.remote import scrub
 

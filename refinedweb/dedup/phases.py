@@ -209,7 +209,7 @@ def phase_finish(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             table, extra = _exact_substring(table, dcfg["exact_substring"],
                                             cfg["tokens"]["encoding"] if cfg["tokens"]["enabled"] else None)
         elif stage == "url":
-            table, extra = _url_dedup(table, dcfg["url"])
+            table, extra = _url_dedup(table, dcfg["url"], FetchConfig.from_config(cfg))
         else:
             raise UserError(f"unknown dedup stage '{stage}' (dedup.stages takes minhash, exact_substring, url)")
         after_chars = _text_chars(table)
@@ -303,7 +303,7 @@ def _exact_substring(table: pa.Table, section: dict[str, Any],
     return table.filter(pa.array(keep)), {"duplicate_spans": spans}
 
 
-def _url_dedup(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+def _url_dedup(table: pa.Table, section: dict[str, Any], fetch: FetchConfig | None = None) -> tuple[pa.Table, dict[str, Any]]:
     hashes = table.column("_urlhash").to_numpy()
     priority = section.get("priority")
     if priority:
@@ -318,7 +318,7 @@ def _url_dedup(table: pa.Table, section: dict[str, Any]) -> tuple[pa.Table, dict
     keep = np.zeros(len(hashes), dtype=bool)
     keep[first] = True
     within = int(len(hashes) - keep.sum())
-    seen = SeenUrls(section.get("seen"))
+    seen = SeenUrls(section.get("seen"), fetch)
     earlier = seen.contains(hashes) & keep
     keep &= ~earlier
     return table.filter(pa.array(keep)), {"duplicates_in_run": within, "seen_in_earlier_runs": int(earlier.sum())}

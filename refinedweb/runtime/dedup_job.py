@@ -96,7 +96,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     if seen_path and "url" in dcfg["stages"]:
         # a union: running it again after a crash adds nothing new, so it needs no marker
         new_hashes = [load_npz(storage, f["url_hashes"])["hashes"] for f in finished if f.get("url_hashes")]
-        seen_size = update_seen_store(seen_path, new_hashes)
+        seen_size = update_seen_store(seen_path, new_hashes, fetch)
     summary = _summarise(files, partitioned, minhash, finished, time.time() - started)
     summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": resumed,
                     "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size,
