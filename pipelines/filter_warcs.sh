@@ -10,4 +10,4 @@ if [ $# -lt 2 ]; then
     exit 2
 fi
 input="$1"; output="$2"; shift 2
-exec refinedweb run --stage filter --input "$input" --output "$output" "$@"
+exec ${REFINEDWEB:-refinedweb} run --stage filter --input "$input" --output "$output" "$@"

@@ -8,6 +8,6 @@ set -euo pipefail
 crawl="${1:?usage: full_crawl.sh CRAWL_ID OUTPUT [refinedweb run flags...]}"
 output="${2:?usage: full_crawl.sh CRAWL_ID OUTPUT [refinedweb run flags...]}"
 shift 2
-refinedweb run --stage all --input "cc:$crawl" --output "$output" "$@"
-refinedweb report "$output"
-refinedweb stats "$output"
+${REFINEDWEB:-refinedweb} run --stage all --input "cc:$crawl" --output "$output" "$@"
+${REFINEDWEB:-refinedweb} report "$output"
+${REFINEDWEB:-refinedweb} stats "$output"

@@ -22,13 +22,13 @@ for ((i = 0; i < ${#run_flags[@]}; i++)); do       # --set / --config also confi
 done
 crawls_args=(--output "$root" --pending)
 [ -n "$collinfo" ] && crawls_args+=(--collinfo "$collinfo")
-listing="$(refinedweb crawls "${crawls_args[@]}" "${sets[@]}")"      # a failure here stops the job (set -e)
+listing="$(${REFINEDWEB:-refinedweb} crawls "${crawls_args[@]}" "${sets[@]}")"      # a failure here stops the job (set -e)
 mapfile -t todo < <(printf '%s\n' "$listing" | sed '/^$/d')
 [ -n "${LIMIT:-}" ] && todo=("${todo[@]:0:$LIMIT}")
 echo "incremental: ${#todo[@]} crawl(s) to process: ${todo[*]:-none}" >&2
 for crawl in "${todo[@]}"; do
     [ -n "$crawl" ] || continue
-    refinedweb run --stage all --input "cc:$crawl" --output "$root/$crawl" \
+    ${REFINEDWEB:-refinedweb} run --stage all --input "cc:$crawl" --output "$root/$crawl" \
         --set "dedup.url.seen=$root/_url_seen.npy" "${run_flags[@]}"
-    refinedweb report "$root/$crawl"
+    ${REFINEDWEB:-refinedweb} report "$root/$crawl"
 done

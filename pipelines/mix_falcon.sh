@@ -7,5 +7,5 @@ set -euo pipefail
 output="${1:?usage: mix_falcon.sh OUTPUT [CONFIG] [refinedweb mix options...]}"
 config="${2:-configs/mix/falcon-40b.yaml}"
 shift $(( $# >= 2 ? 2 : 1 ))
-refinedweb mix --config "$config" --output "$output" "$@"
-refinedweb stats "$output"
+${REFINEDWEB:-refinedweb} mix --config "$config" --output "$output" "$@"
+${REFINEDWEB:-refinedweb} stats "$output"

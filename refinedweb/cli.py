@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     crawls.add_argument("--config", help="YAML config (for fetch.* and s3.*)")
     crawls.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
 
+    submit = sub.add_parser("submit", help="submit a refinedweb command or pipeline script as a Ray job")
+    submit.add_argument("--address", help="the Ray Jobs API of the cluster's head (default http://127.0.0.1:8265)")
+    submit.add_argument("--no-install", action="store_true",
+                        help="the cluster's image already has refinedweb (no upload, no install)")
+    submit.add_argument("--wait", action="store_true", help="wait for the job; exit 0 only if it succeeded")
+    submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                        help="e.g. -- run --input … --output s3://…, or -- bash pipelines/incremental.sh …")
+    for name, text in (("status", "a submitted job's status"), ("logs", "a submitted job's logs")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("job_id", metavar="JOB_ID")
+        cmd.add_argument("--address", help="the Ray Jobs API of the cluster's head (default http://127.0.0.1:8265)")
+
     report = sub.add_parser("report", help="report.html and funnel.png of a run (funnel, drop reasons, languages, lengths)")
     report.add_argument("output", metavar="OUTPUT", help="the --output of a run (local or s3://)")
 
@@ -110,6 +122,11 @@ def _cmd_run(args) -> int:
                     print(f"  {f['uri']}: {f['error']}", file=sys.stderr)   # both redacted by the task
                 code = EXIT_FAILED
             dedup_inputs = [_filtered_inputs(summary["output"])]
+            if failed and args.stage == "all":
+                # dedup is corpus-level: over an incomplete corpus it would have to be redone anyway
+                print("refinedweb: dedup skipped until every input file is filtered: re-run the same command",
+                      file=sys.stderr)
+                return code
         if args.stage in ("dedup", "all"):
             from .runtime.dedup_job import run_dedup_stage
 
@@ -175,6 +192,26 @@ def _cmd_crawls(args) -> int:
     return EXIT_OK
 
 
+def _cmd_jobs(args) -> int:
+    from . import jobs
+
+    if args.command == "submit":
+        command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
+        job_id, status = jobs.submit(args.address, command, install=not args.no_install, wait=args.wait,
+                                     log=lambda m: print(m, file=sys.stderr))
+        print(job_id)
+        if status is not None:
+            print(f"{job_id}: {status}", file=sys.stderr)
+            return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+        return EXIT_OK
+    if args.command == "status":
+        info = jobs.status(args.address, args.job_id)
+        print(f"{info['job_id']}: {info['status']}" + (f" ({info['message']})" if info["message"] else ""))
+        return EXIT_OK
+    print(jobs.logs(args.address, args.job_id), end="")
+    return EXIT_OK
+
+
 def _cmd_report(args) -> int:
     from .io.remote import FetchConfig
     from .report import render
@@ -214,6 +251,7 @@ def _cmd_blocklist(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -227,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "crawls":
             return _cmd_crawls(args)
+        if args.command in ("submit", "status", "logs"):
+            return _cmd_jobs(args)
     except UserError as exc:
         from .io.remote import scrub
 

@@ -97,7 +97,12 @@ SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"
 def scrub(text: str) -> str:
     """Text fit for logs, stats and error messages: every URL in it redacted, and no secret env value.
     The last line of defence for messages we do not write ourselves (HTTP and boto errors quote URLs)."""
-    text = _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+    def one(match: re.Match) -> str:
+        url = match.group(0)
+        tail = len(url) - len(url.rstrip(":.,;)]"))      # punctuation after a URL is not part of it
+        return redact(url[: len(url) - tail]) + url[len(url) - tail:]
+
+    text = _URL_IN_TEXT.sub(one, text)
     for name in SECRET_ENV:
         value = os.environ.get(name)
         if value and len(value) >= 4:
