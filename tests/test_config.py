@@ -69,3 +69,19 @@ def test_package_resource_paths_resolve():
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
     (blocklist,) = cfg["url_filter"]["blocklist"]
     assert blocklist.endswith("demo_blocklist.txt") and Path(blocklist).is_file()
+
+
+def test_configuration_reference_is_complete_and_up_to_date():
+    """docs/configuration.md is generated from refinedweb.yaml and lists every key."""
+    from refinedweb.config import _all_keys, _root_defaults
+    from refinedweb.configdoc import render
+
+    from .conftest import REPO
+
+    committed = (REPO / "docs" / "configuration.md").read_text()
+    assert committed == render(), "regenerate: python -m refinedweb.configdoc > docs/configuration.md"
+    free_form_children = {"2", "3", "4", "5", "6", "7", "8", "9", "10"}
+    for key in _all_keys(_root_defaults()):
+        if key.rsplit(".", 1)[-1] in free_form_children:
+            continue
+        assert f"`{key}`" in committed or f"**{key}**" in committed, key
