@@ -117,15 +117,14 @@ def _cmd_run(args) -> int:
             print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
             failed = [f for f in summary["files"] if f["status"] != "ok"]
             if failed:
-                print(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:", file=sys.stderr)
+                log(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:")
                 for f in failed:
-                    print(f"  {f['uri']}: {f['error']}", file=sys.stderr)   # both redacted by the task
+                    log(f"  {f['uri']}: {f['error']}")
                 code = EXIT_FAILED
             dedup_inputs = [_filtered_inputs(summary["output"])]
             if failed and args.stage == "all":
                 # dedup is corpus-level: over an incomplete corpus it would have to be redone anyway
-                print("refinedweb: dedup skipped until every input file is filtered: re-run the same command",
-                      file=sys.stderr)
+                log("refinedweb: dedup skipped until every input file is filtered: re-run the same command")
                 return code
         if args.stage in ("dedup", "all"):
             from .runtime.dedup_job import run_dedup_stage

@@ -26,15 +26,17 @@ SETS = ["--set", "url_filter.blocklist=[package:demo_blocklist.txt]", "--set", "
 def cluster(tmp_path_factory):
     if not os.path.exists(RAY):
         pytest.skip("the ray CLI is not installed beside this Python")
-    port = free_port()
+    port, dashboard = free_port(), free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+           # a job's entrypoint runs `python -m refinedweb` on the head: this venv's python first
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     # a temp dir of its own: teardown stops this cluster's processes only, never a user's own Ray
     temp_dir = f"/tmp/rwt-{secrets.token_hex(3)}"
     common = ["--num-cpus", "1", "--disable-usage-stats"]
     try:
-        subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                        f"--temp-dir={temp_dir}", *common],
+        subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=true",
+                        "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp_dir}", *common],
                        env=env, check=True, capture_output=True, timeout=180)
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env, check=True,
                        capture_output=True, timeout=180)
@@ -47,26 +49,37 @@ def cluster(tmp_path_factory):
             time.sleep(1)
         else:
             pytest.fail(f"the second node did not join:\n{status}")
-        yield env
+        yield {**env, "JOBS_API": f"http://127.0.0.1:{dashboard}"}
     finally:
         stop_processes_of(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def stop_processes_of(marker: str) -> None:
-    """SIGTERM, then SIGKILL, every process whose command line mentions `marker` (this cluster's dir)."""
+    """SIGTERM, then SIGKILL, every process whose command line mentions `marker` (this cluster's dir) and
+    all their descendants (agents and workers rename themselves `ray::…` and lose the marker)."""
     import signal
 
     def matching() -> list[int]:
-        pids = []
+        parents, marked = {}, set()
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if marker in (entry / "cmdline").read_bytes().decode("utf-8", "replace"):
-                        pids.append(int(entry.name))
-                except OSError:
-                    continue
-        return pids
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                if " Z " in stat[stat.rfind(")"):stat.rfind(")") + 4]:
+                    continue                                   # zombies cannot be killed, only reaped
+                if marker in (entry / "cmdline").read_bytes().decode("utf-8", "replace"):
+                    marked.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        found, grew = set(marked), True
+        while grew:
+            children = {pid for pid, parent in parents.items() if parent in found} - found
+            grew = bool(children)
+            found |= children
+        return sorted(found)
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in matching():
@@ -74,18 +87,20 @@ def stop_processes_of(marker: str) -> None:
                 os.kill(pid, sig)
             except OSError:
                 pass
-        deadline = time.time() + 15
+        deadline = time.time() + (5 if sig == signal.SIGTERM else 15)
         while matching() and time.time() < deadline:
             time.sleep(0.3)
 
 
 def test_run_on_a_two_node_cluster_equals_the_embedded_run(cluster, tmp_path):
-    inputs = [str(p) for p in sorted(SAMPLES.glob("*.warc.gz"))]
+    inputs = [str(SAMPLES / n) for n in ("dolma_sample-0000.warc.gz", "dolma_sample-0001.warc.gz",
+                                          "resiliparse_warcfile.warc.gz", "cc_whirlwind_whirlwind.warc.gz")]
     on_cluster = subprocess.run([sys.executable, "-m", "refinedweb", "run", "--ray-address", "auto", "--input", *inputs,
                                  "--output", str(tmp_path / "cluster"), *SETS, "--progress", "off"],
                                 env=cluster, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
     assert "Ray: 2 worker slot(s) on auto" in on_cluster.stderr
+    assert "[filter] files" not in on_cluster.stderr                 # --progress off
     stats = json.loads((tmp_path / "cluster" / "filtered" / "_stats.json").read_text())
     assert stats["totals"]["reconciled"] and stats["totals"]["files_failed"] == 0
     nodes = {f["worker_node"] for f in stats["files"]}
@@ -100,3 +115,26 @@ def test_run_on_a_two_node_cluster_equals_the_embedded_run(cluster, tmp_path):
         a = ds.dataset(str(tmp_path / "cluster" / stage), format="parquet").to_table().sort_by("id")
         b = ds.dataset(str(tmp_path / "embedded" / stage), format="parquet").to_table().sort_by("id")
         assert a.equals(b), stage
+
+
+def test_submit_status_and_logs_through_the_jobs_api(cluster, tmp_path):
+    api = cluster["JOBS_API"]
+    out = tmp_path / "job"
+    submitted = subprocess.run([sys.executable, "-m", "refinedweb", "submit", "--address", api, "--no-install", "--wait",
+                                "--", "run", "--stage", "filter", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"),
+                                "--output", str(out), *SETS, "--progress", "plain"],
+                               env=cluster, capture_output=True, text=True, timeout=600, cwd=REPO)
+    job_id = submitted.stdout.strip()
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    assert job_id.startswith("raysubmit_") and f"{job_id}: SUCCEEDED" in submitted.stderr
+    status = subprocess.run([sys.executable, "-m", "refinedweb", "status", job_id, "--address", api], env=cluster,
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert status.returncode == 0 and f"{job_id}: SUCCEEDED" in status.stdout
+    logs = subprocess.run([sys.executable, "-m", "refinedweb", "logs", job_id, "--address", api], env=cluster,
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert logs.returncode == 0 and "reconciled" in logs.stdout and "[filter] files 1/1" in logs.stdout
+    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    assert stats["totals"]["reconciled"] and stats["totals"]["kept"] > 0
+    missing = subprocess.run([sys.executable, "-m", "refinedweb", "status", "raysubmit_nope", "--address", api],
+                             env=cluster, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert missing.returncode == 2 and "no such job" in missing.stderr

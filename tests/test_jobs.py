@@ -1,6 +1,5 @@
-"""`refinedweb submit/status/logs`: what is sent to the Ray Jobs API, and one-line errors. A submission
-to a live head is not in the suite yet (issue #7 is open): tried by hand, a freshly started
-single-machine head's job agent was not reliably available."""
+"""`refinedweb submit/status/logs`: what is sent to the Ray Jobs API, and one-line errors (a live
+submission to a real head is in tests/test_cluster.py)."""
 
 from __future__ import annotations
 

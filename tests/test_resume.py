@@ -40,12 +40,12 @@ def inputs(tmp_path_factory):
     assert len(INPUTS) == 8
 
 
-def command(out: Path | str, *extra: str) -> list[str]:
-    return [*CLI, "run", "--stage", "all", "--workers", "2", "--input", *INPUTS, "--output", str(out), *SETTINGS, *extra]
+def command(out: Path | str, *extra: str, stage: str = "all") -> list[str]:
+    return [*CLI, "run", "--stage", stage, "--workers", "2", "--input", *INPUTS, "--output", str(out), *SETTINGS, *extra]
 
 
-def run(out: Path | str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command(out, *extra), capture_output=True, text=True, timeout=600, cwd=REPO)
+def run(out: Path | str, *extra: str, stage: str = "all") -> subprocess.CompletedProcess:
+    return subprocess.run(command(out, *extra, stage=stage), capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 def ids(folder: Path) -> Counter:
@@ -59,11 +59,12 @@ def rows(folder: Path) -> dict[tuple, dict]:
     return {(r["source"], r["id"]): r for r in table.to_pylist()}
 
 
-def kill_when(out: Path | str, ready, timeout: float = 300, log: Path | None = None) -> str:
+def kill_when(out: Path | str, ready, timeout: float = 300, log: Path | None = None, stage: str = "all") -> str:
     """Start the CLI in its own process group, SIGKILL the whole group once `ready()` is true."""
     log = log or out.parent / f"{out.name}.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(command(out), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        proc = subprocess.Popen(command(out, stage=stage), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                                start_new_session=True)
         deadline = time.time() + timeout
         try:
             while not ready():
@@ -179,7 +180,7 @@ def test_overwrite_starts_over(uninterrupted, tmp_path):
     subprocess.run(["cp", "-a", str(uninterrupted), str(out)], check=True)
     stale = out / "filtered" / "stale-from-another-run-00000.parquet"
     stale.write_bytes((next((out / "filtered").glob("*.parquet"))).read_bytes())
-    result = run(out, "--overwrite", "--set", "langid.threshold=0.9")
+    result = run(out, "--overwrite", "--set", "langid.threshold=0.9", "--limit", "3", stage="filter")
     assert result.returncode == 0, result.stderr[-3000:]
     assert not stale.exists()
     assert "resuming" not in result.stderr
@@ -200,7 +201,8 @@ def test_output_without_a_run_record_is_not_mixed_into(tmp_path):
 
 
 def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
-    """The same on S3 (moto server): shard objects and markers committed before the kill are kept."""
+    """The filter stage on S3 (moto server): shard objects and markers committed before the kill are kept.
+    (Dedup's markers are the same code on S3: tests/test_fetch.py runs dedup S3 to S3.)"""
     import boto3
     import pyarrow.fs as pafs
 
@@ -212,14 +214,14 @@ def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
             return [o["Key"] for o in client.list_objects_v2(Bucket="rw-resume", Prefix=prefix).get("Contents", [])]
 
         kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".parquet") for k in objects("run/filtered/")),
-                  log=tmp_path / "killed.log")
+                  log=tmp_path / "killed.log", stage="filter")
         done_before = len(objects("run/filtered/_done/"))
         assert done_before < len(INPUTS)
-        result = run("s3://rw-resume/run/")
+        result = run("s3://rw-resume/run/", stage="filter")
         assert result.returncode == 0, result.stderr[-3000:]
         fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key=os.environ["AWS_ACCESS_KEY_ID"],
                                secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1")
-        for stage in ("filtered", "dedup"):
+        for stage in ("filtered",):
             table = ds.dataset(f"rw-resume/run/{stage}", filesystem=fs, format="parquet",
                                exclude_invalid_files=True).to_table()
             got = {(r["source"], r["id"]): r for r in table.to_pylist()}
@@ -236,7 +238,8 @@ def test_a_killed_ray_worker_is_retried(uninterrupted, tmp_path):
     out = tmp_path / "out"
     log = tmp_path / "run.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(command(out), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        proc = subprocess.Popen(command(out, stage="filter"), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                                start_new_session=True)
         killed = None
         deadline = time.time() + 300
         try:
@@ -252,7 +255,7 @@ def test_a_killed_ray_worker_is_retried(uninterrupted, tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
     assert killed is not None, "no running filter task was seen"
     assert code == 0, log.read_text()[-3000:]
-    for stage in ("filtered", "dedup"):
+    for stage in ("filtered",):
         got = ids(out / stage)
         assert max(got.values()) == 1 and got == ids(uninterrupted / stage)
         assert rows(out / stage) == rows(uninterrupted / stage)
