@@ -61,7 +61,7 @@ def scan_file(source: int, file_index: int, uri: str, encoding: str, fetch: Fetc
             "schema": schema.serialize().to_pybytes()}
 
 
-def row_tokens(storage, parquet, source: int, file_index: int, group: int, offsets: dict[str, Any]) -> np.ndarray:
+def row_tokens(storage, parquet, source: int, file_index: int, group: int) -> np.ndarray:
     """Token counts of one row group's rows (from the column, or from the scan's side file)."""
     if TOKENS in parquet.schema_arrow.names:
         return parquet.read_row_group(group, columns=[TOKENS]).column(0).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -98,7 +98,7 @@ def write_shard(index: int, chunks: list[dict[str, Any]], names: list[str], file
         parquet = opened[chunk.file]
         table = parquet.read_row_group(chunk.group).slice(chunk.start, chunk.stop - chunk.start)
         if TOKENS not in table.column_names:
-            counts = row_tokens(storage, parquet, chunk.source, file_index[chunk.file], chunk.group, {})
+            counts = row_tokens(storage, parquet, chunk.source, file_index[chunk.file], chunk.group)
             table = table.append_column(TOKENS, pa.array(counts[chunk.start:chunk.stop], pa.int64()))
         table = table.append_column(CORPUS, pa.array([names[chunk.source]] * table.num_rows, pa.string()))
         window.append(conform(table, schema))

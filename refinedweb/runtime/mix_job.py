@@ -67,7 +67,7 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
                 chunk = plan.chunks[plan.cut[0]]
                 parquet = open_parquet(chunk.file, fetch)
                 apply_cut(plan, row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"],
-                                           chunk.group, {}))
+                                           chunk.group))
         schema = _output_schema(scans)
         for plan in plans:      # input bytes -> output bytes, so that the shard count fills shards
             _calibrate(plan, schema, fetch, storage, file_index, base_cfg["output"])
@@ -116,7 +116,7 @@ def _calibrate(plan, schema: pa.Schema, fetch: FetchConfig, storage, file_index:
     parquet = open_parquet(chunk.file, fetch)
     table = parquet.read_row_group(chunk.group)
     if TOKENS not in table.column_names:
-        counts = row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"], chunk.group, {})
+        counts = row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"], chunk.group)
         table = table.append_column(TOKENS, pa.array(counts, pa.int64()))
     table = table.append_column(CORPUS, pa.array([plan.name] * table.num_rows, pa.string()))
     buffer = io.BytesIO()
