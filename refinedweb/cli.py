@@ -192,7 +192,7 @@ def _cmd_crawls(args) -> int:
 
 
 def _cmd_jobs(args) -> int:
-    from . import jobs
+    from .runtime import jobs
 
     if args.command == "submit":
         command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command

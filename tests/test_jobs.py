@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from refinedweb.io.remote import scrub
-from refinedweb.jobs import entrypoint, runtime_env
+from refinedweb.runtime.jobs import entrypoint, runtime_env
 
 from .conftest import REPO
 

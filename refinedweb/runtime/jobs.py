@@ -14,10 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 
 SUBCOMMANDS = {"run", "mix", "report", "stats", "crawls", "blocklist"}
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 EXCLUDES = [".venv*", ".git", "output", "benchmarks/data", "benchmarks/results", "**/__pycache__", ".pytest_cache",
             "*.egg-info"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
