@@ -103,3 +103,67 @@ def make_corpus(sentences: list[str], n_docs: int = 200, seed: int = 0, sentence
     corpus.rows = rows + copies
     corpus.untouched = [r["id"] for r in rows if r["id"] not in related]
     return corpus
+
+
+@dataclass
+class Planted:
+    rows: list[dict]                                   # in input order
+    near_pairs: list[tuple[str, str, float]]           # (earlier id, later copy id, exact 5-gram Jaccard)
+    passages: list[str]
+    carriers: list[list[str]]                          # per passage: the ids holding it, in input order
+    url_groups: list[list[str]]                        # ids sharing one normalised URL, in input order
+
+
+def make_planted(sentences: list[str], n_docs: int, seed: int = 0, sentences_per_doc: int = 5,
+                 n_passages: int = 30, carriers_per_passage: int = 3, n_near: int = 60, n_url: int = 20,
+                 rates: tuple[float, ...] = (0.0, 0.01, 0.02, 0.04, 0.3)) -> Planted:
+    """`n_docs` base documents of distinct real sentences, with duplicates spread over the whole input:
+    near copies (a fraction of words replaced) placed anywhere after their original, passages (~60-word
+    runs of sentences used nowhere else) each inserted into several documents, and URL duplicates."""
+    rng = random.Random(seed)
+    pool = list(sentences)
+    rng.shuffle(pool)
+    vocabulary = sorted({w for s in pool[:2000] for w in s.split()})
+    passages = []
+    for _ in range(n_passages):
+        take = []
+        while len(" ".join(take).split()) < 60:
+            take.append(pool.pop())
+        passages.append(" ".join(take))
+    texts = [" ".join(pool[i * sentences_per_doc:(i + 1) * sentences_per_doc]) for i in range(n_docs)]
+    if len(pool) < n_docs * sentences_per_doc:
+        raise ValueError("not enough sentences for that many documents")
+    docs = [{"id": f"doc-{i:05d}", "url": f"https://site{i % 53}.example.org/a/{i}", "text": t} for i, t in enumerate(texts)]
+    carriers = []
+    for passage in passages:
+        chosen = sorted(rng.sample(range(n_docs), carriers_per_passage))
+        for i in chosen:
+            words = docs[i]["text"].split(". ")
+            cut = rng.randrange(1, max(2, len(words)))
+            docs[i]["text"] = ". ".join(words[:cut]) + ". " + passage + " " + ". ".join(words[cut:])
+        carriers.append([docs[i]["id"] for i in chosen])
+    order = list(range(n_docs))
+    near = []
+    originals = rng.sample(range(n_docs), n_near)
+    for k, i in enumerate(originals):
+        rate = rates[k % len(rates)]
+        words = docs[i]["text"].split()
+        text = " ".join(rng.choice(vocabulary) if rng.random() < rate else w for w in words)
+        copy = {"id": f"near-{k:05d}", "url": f"https://mirror{k}.example.net/c/{k}", "text": text}
+        near.append((docs[i]["id"], copy, jaccard(docs[i]["text"], text)))
+    rows = [docs[i] for i in order]
+    for original, copy, _ in near:                     # each copy somewhere after its original
+        at = rows.index(next(r for r in rows if r["id"] == original))
+        rows.insert(rng.randrange(at + 1, len(rows) + 1), copy)
+    url_groups = []
+    for a in rng.sample([r for r in rows if r["id"].startswith("doc-")], 2 * n_url)[:n_url]:
+        position = rows.index(a)
+        b = rows[rng.randrange(position + 1, len(rows))] if position + 1 < len(rows) else None
+        if b is None or b["id"].startswith("near-") or any(b["id"] in g for g in url_groups) \
+                or any(a["id"] in g for g in url_groups):
+            continue
+        b["url"] = a["url"].replace("https://", "http://www.") + "/"
+        url_groups.append([a["id"], b["id"]])
+    for r in rows:
+        r["note"] = f"row of {r['id']}"
+    return Planted(rows, [(a, c["id"], j) for a, c, j in near], passages, carriers, url_groups)

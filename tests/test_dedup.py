@@ -1,4 +1,5 @@
-"""The dedup stage end to end on Ray (2 workers) over a generated corpus with planted duplicates."""
+"""The dedup stage: on Ray through the CLI once, and in-process (same driver, units run one after
+another) for everything that compares settings: the work split must never change what is found."""
 
 import json
 import os
@@ -11,11 +12,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from refinedweb.dedup.phases import part_of
-from refinedweb.dedup.urls import url_hashes
+from refinedweb.dedup.exact_substring import ExactSubstringConfig, dedup_part
 
 from .conftest import REPO, shared
-from .dedup_corpus import make_corpus, split_sentences
+from .dedup_corpus import make_corpus, make_planted, split_sentences
+from .serial import dedup_in_process
 
 
 def run_cli(*args, timeout=900):
@@ -24,9 +25,14 @@ def run_cli(*args, timeout=900):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def sentences():
     truth = json.loads(shared("extraction", "scrapinghub_aeb", "ground-truth.json").read_text())
-    corpus = make_corpus(split_sentences([v["articleBody"] for v in truth.values()]), n_docs=200)
+    return split_sentences([v["articleBody"] for v in truth.values()])
+
+
+@pytest.fixture(scope="module")
+def corpus(sentences, tmp_path_factory):
+    corpus = make_corpus(sentences, n_docs=200)
     folder = tmp_path_factory.mktemp("corpus")
     rows = corpus.rows
     for i, chunk in enumerate((rows[:90], rows[90:180], rows[180:])):
@@ -45,8 +51,9 @@ def _dedup(folder, out, *sets):
 
 @pytest.fixture(scope="module")
 def deduped(corpus, tmp_path_factory):
+    """The default settings on Ray, with 3 parts (so the shuffles cross tasks)."""
     _, folder = corpus
-    return _dedup(folder, tmp_path_factory.mktemp("dedup"))
+    return _dedup(folder, tmp_path_factory.mktemp("dedup"), "dedup.parts=3")
 
 
 def test_near_duplicates_found_and_distinct_documents_untouched(corpus, deduped):
@@ -66,16 +73,15 @@ def test_near_duplicates_found_and_distinct_documents_untouched(corpus, deduped)
     assert stats["stages"]["minhash"]["clusters"] >= len(high)
 
 
-def test_repeated_passage_kept_once(corpus, deduped):
+def test_repeated_passage_removed_from_every_copy(corpus, deduped):
     c, _ = corpus
     out, stats, _ = deduped
     probe = " ".join(c.passage.split()[10:40])
-    holders = [doc_id for doc_id in c.passage_carriers if doc_id in out and probe in out[doc_id]["text"]]
-    assert holders == c.passage_carriers[:1]
-    for doc_id in c.passage_carriers[1:]:
-        assert doc_id in out                   # the document stays, only the passage goes
-    assert stats["stages"]["exact_substring"]["duplicate_spans"] >= 3
-    assert stats["stages"]["exact_substring"]["chars_removed"] >= 3 * len(c.passage) * 0.9
+    assert not [doc_id for doc_id in out if probe in out[doc_id]["text"]]     # remove_all (Lee et al.'s tool)
+    for doc_id in c.passage_carriers:
+        assert doc_id in out                   # the documents stay, only the passage goes
+    assert stats["stages"]["exact_substring"]["duplicate_spans"] >= 4
+    assert stats["stages"]["exact_substring"]["chars_removed"] >= 4 * len(c.passage) * 0.9
 
 
 def test_url_duplicates_keep_the_first(corpus, deduped):
@@ -86,8 +92,8 @@ def test_url_duplicates_keep_the_first(corpus, deduped):
     assert stats["stages"]["url"]["duplicates_in_run"] == sum(len(g) - 1 for g in c.url_groups)
 
 
-def test_stats_reconcile(corpus, deduped):
-    c, _ = corpus
+def test_stats_reconcile_and_ray_equals_in_process(corpus, deduped, tmp_path):
+    c, folder = corpus
     out, stats, result = deduped
     t = stats["totals"]
     assert t["docs_in"] == len(c.rows) and t["docs_out"] == len(out)
@@ -98,40 +104,109 @@ def test_stats_reconcile(corpus, deduped):
     for st in chain:
         assert st["docs_in"] - st["docs_out"] == st["docs_removed"]
     assert "minhash" in result.stdout and "exact_substring" in result.stdout
+    assert stats["worker_peak_rss_mb"] < stats["worker_memory_mb"]
+    local, _ = dedup_in_process([folder], tmp_path)          # one part, no Ray: the same output
+    assert local == out
 
 
-def test_deterministic(corpus, deduped, tmp_path):
-    _, folder = corpus
-    again, _, _ = _dedup(folder, tmp_path)
-    first, _, _ = deduped
-    assert again == first
+# ------------------------------------------------------------------ the work split changes nothing
+
+@pytest.fixture(scope="module")
+def planted(sentences, tmp_path_factory):
+    corpus = make_planted(sentences, n_docs=900, seed=3)
+    folder = tmp_path_factory.mktemp("planted")
+    rows = corpus.rows
+    bounds = [0, 150, 160, 500, 501, 800, len(rows)]          # uneven files, one of a single row
+    for i in range(len(bounds) - 1):
+        pq.write_table(pa.Table.from_pylist(rows[bounds[i]:bounds[i + 1]]), folder / f"in-{i}.parquet",
+                       row_group_size=64)
+    return corpus, folder
 
 
-def test_parts_are_deduplicated_on_their_own(corpus, tmp_path):
-    c, folder = corpus
-    out, stats, _ = _dedup(folder, tmp_path, "dedup.parts=3")
-    assert len(stats["parts"]) == 3
-    # each part's output is far below a 1 GiB shard: the three tails are merged into one shard
-    assert all(p["tail"] and not p["shards"] for p in stats["parts"])
-    assert [p.name for p in (tmp_path / "dedup").rglob("*.parquet")] == ["merged-00000-00000.parquet"]
-    urls = {r["id"]: r["url"] for r in c.rows}
-    part = dict(zip(urls, part_of(url_hashes(list(urls.values())), 3).tolist()))
-    for a, b, j in c.near_pairs:
-        if j >= 0.8:
-            if part[a] == part[b]:
-                assert a in out and b not in out
-            else:                                  # different parts never meet
-                assert a in out and b in out
-    for group in c.url_groups:                      # URL duplicates always share a part
-        assert group[0] in out and all(g not in out for g in group[1:])
+@pytest.fixture(scope="module")
+def reference(planted, tmp_path_factory):
+    """One part, one bucket per sub-stage, one pass, components in one union-find, texts hashed at once."""
+    _, folder = planted
+    return dedup_in_process([folder], tmp_path_factory.mktemp("ref"), "dedup.exact_substring.max_part_bytes=1000000000")
 
+
+SPLITS = [
+    ["dedup.parts=4"],
+    ["dedup.parts=16", "dedup.exact_substring.max_part_bytes=300000", "dedup.minhash.band_groups=7"],
+    ["dedup.parts=5", "dedup.minhash.band_groups=2", "dedup.task_memory_mb=0.01",
+     "dedup.exact_substring.max_part_bytes=20000"],       # many passes per bucket, component rounds
+]
+
+
+@pytest.mark.parametrize("sets", SPLITS, ids=["parts4", "parts16-chunks300k", "passes-and-rounds"])
+def test_work_split_never_changes_the_result(planted, reference, sets, tmp_path):
+    _, folder = planted
+    expected, expected_stats = reference
+    got, stats = dedup_in_process([folder], tmp_path, *sets)
+    assert got == expected                                    # same documents, same text, same columns
+    for stage in ("minhash", "exact_substring", "url"):
+        for key in ("docs_in", "docs_out", "chars_removed"):
+            assert stats["stages"][stage][key] == expected_stats["stages"][stage][key], (stage, key)
+    if "dedup.task_memory_mb=0.01" in sets:
+        assert "round" in stats["stages"]["minhash"]["components"]
+
+
+def test_planted_duplicates_are_found_across_the_whole_corpus(planted, reference):
+    c, _ = planted
+    out, stats = reference
+    url_losers = {g[1] for g in c.url_groups}
+    high = [(a, b) for a, b, j in c.near_pairs if j >= 0.8]
+    assert len(high) >= 25
+    for a, b in high:
+        assert b not in out, (a, b)
+        assert a in out or a in url_losers, (a, b)
+    for passage in c.passages:                 # remove_all: no copy of any passage is left anywhere
+        probe = " ".join(passage.split()[5:45])
+        assert not [i for i, r in out.items() if probe in r["text"]]
+    for group in c.url_groups:
+        assert group[1] not in out
+
+
+@pytest.mark.parametrize("policy", ["remove_all", "keep_first"])
+def test_exact_substrings_equal_one_suffix_array_over_all_text(planted, tmp_path, policy):
+    """Window hashes shuffled over 16 parts in 300 kB chunks find exactly what one suffix array over the
+    whole concatenated corpus finds (Lee et al.'s rule, both policies)."""
+    c, folder = planted
+    got, _ = dedup_in_process([folder], tmp_path, "dedup.stages=[exact_substring]", "dedup.parts=16",
+                              f"dedup.exact_substring.policy={policy}", "dedup.exact_substring.max_part_bytes=300000")
+    result = dedup_part([r["text"] for r in c.rows], ExactSubstringConfig(policy=policy))
+    expected = {r["id"]: t for r, t in zip(c.rows, result.texts) if t is not None}
+    assert result.duplicate_spans > 60
+    assert {i: r["text"] for i, r in got.items()} == expected
+
+
+def test_jaccard_check_is_the_same_whatever_the_split(planted, tmp_path):
+    c, folder = planted
+    check = ["dedup.stages=[minhash]", "dedup.minhash.jaccard_check=true", "dedup.minhash.jaccard_threshold=0.9"]
+    one, s1 = dedup_in_process([folder], tmp_path / "one", *check)
+    many, s2 = dedup_in_process([folder], tmp_path / "many", *check, "dedup.parts=6", "dedup.task_memory_mb=0.01")
+    assert one == many
+    m1, m2 = s1["stages"]["minhash"], s2["stages"]["minhash"]
+    assert m1["candidate_pairs"] == m2["candidate_pairs"] and m1["pairs_after_check"] == m2["pairs_after_check"]
+    assert m1["pairs_after_check"] < m1["candidate_pairs"]
+    above = {b for a, b, j in c.near_pairs if j >= 0.9}
+    between = {b for a, b, j in c.near_pairs if 0.5 <= j < 0.88}
+    assert above and not above & set(one)                 # verified pairs still removed
+    assert between and between <= set(one)                # pairs below the checked threshold are kept
+    plain, _ = dedup_in_process([folder], tmp_path / "plain", "dedup.stages=[minhash]")
+    caught = {b for a, b, j in c.near_pairs if 0.85 <= j < 0.88}
+    assert not caught & set(plain)                        # ...which plain LSH removes
+
+
+# ------------------------------------------------------------------------------- smaller behaviours
 
 def test_url_store_carries_across_runs(corpus, tmp_path):
     c, folder = corpus
     store = tmp_path / "seen-urls.npy"
-    first, stats1, _ = _dedup(folder, tmp_path / "run1", f"dedup.url.seen={store}", "dedup.stages=[url]")
+    first, stats1 = dedup_in_process([folder], tmp_path / "run1", f"dedup.url.seen={store}", "dedup.stages=[url]")
     assert stats1["url_seen_store_size"] == len(first)
-    second, stats2, _ = _dedup(folder, tmp_path / "run2", f"dedup.url.seen={store}", "dedup.stages=[url]")
+    second, stats2 = dedup_in_process([folder], tmp_path / "run2", f"dedup.url.seen={store}", "dedup.stages=[url]",
+                                      "dedup.parts=3")
     assert second == {} and stats2["stages"]["url"]["seen_in_earlier_runs"] == len(first)
 
 
@@ -146,8 +221,8 @@ def test_missing_text_column_is_a_clear_error(tmp_path):
 def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(tmp_path):
     """pywb's iana.org crawl: 123 revisit records each repeat an earlier response's payload (same
     WARC-Payload-Digest) — real exact duplicates as crawlers record them (here CSS, JavaScript and SVG
-    resources). Each revisit becomes a document with its original's payload text; dedup (without the
-    URL sub-stage) must remove every one of them and keep one copy of each original."""
+    resources). Each revisit becomes a document with its original's payload text; MinHash must remove
+    every one of them and keep one copy of each original."""
     from warcio.archiveiterator import ArchiveIterator
 
     originals, revisits = {}, []
@@ -170,68 +245,57 @@ def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(tmp_path):
     revisited = {o["id"] for o in originals.values() if any(r["text"] == o["text"] for r in revisits)}
     rows = list(originals.values()) + revisits
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "iana.parquet")
-    out, stats, _ = _dedup(tmp_path / "iana.parquet", tmp_path / "out", "dedup.stages=[minhash, exact_substring]",
-                           "dedup.exact_substring.min_words=1")
+    out, stats = dedup_in_process([tmp_path / "iana.parquet"], tmp_path / "out", "dedup.stages=[minhash]",
+                                  "dedup.parts=2")
     assert not {r["id"] for r in revisits} & set(out)
-    assert revisited <= set(out)        # the first copy of each revisited payload survives (repeats inside
-                                        # it, e.g. in jquery.js, may still be trimmed by exact substrings)
+    assert revisited <= set(out)
     assert stats["stages"]["minhash"]["docs_removed"] >= len(revisits)
 
 
 def test_documents_without_words_are_not_near_duplicates(tmp_path):
-    """Phases called directly (no Ray): empty and punctuation-only texts share no shingles, so MinHash
-    must not cluster them (they would all have the same all-max signature)."""
+    """Empty and punctuation-only texts share no shingles: MinHash must not cluster them (they would all
+    have the same all-max signature)."""
     rows = [{"id": f"e{i}", "url": f"https://e.org/{i}", "text": t} for i, t in enumerate(["", "...", " ", "!!"])]
-    result, minhash = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]"])
-    assert minhash["removed"] == 0 and result["docs_out"] == 4
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "e.parquet")
+    out, stats = dedup_in_process([tmp_path / "e.parquet"], tmp_path / "out", "dedup.stages=[minhash]")
+    assert len(out) == 4 and stats["stages"]["minhash"]["removed"] == 0
 
 
-def _phases_in_process(tmp_path, rows, overrides):
-    """Run the three phases for one part without Ray; returns (phase 3 result, phase 2b result)."""
-    from refinedweb.config import load_config
-    from refinedweb.dedup.phases import (phase_band_edges, phase_finish, phase_merge_tails, phase_minhash,
-                                         phase_partition, plan_tail_merges)
-    from refinedweb.io.parquet import ShardLimits
-
-    path = tmp_path / f"in-{len(list(tmp_path.glob('in-*')))}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    cfg = load_config(overrides=overrides)
-    out = str(tmp_path / f"out-{path.stem}")
-    phase_partition(0, str(path), cfg, out)
-    for group in range(cfg["dedup"]["minhash"]["band_groups"]):
-        phase_band_edges(0, group, cfg, out)
-    minhash = phase_minhash(0, cfg, out)
-    result = phase_finish(0, cfg, out)
-    tails = [result["tail"]] if result["tail"] else []
-    for i, group in enumerate(plan_tail_merges(tails, ShardLimits.from_config(cfg["output"]))):
-        phase_merge_tails(i, group, cfg, out)
-    result["ids"] = sorted(r["id"] for r in ds.dataset(f"{out}/dedup", format="parquet",
-                                                        exclude_invalid_files=True).to_table().to_pylist())
-    return result, minhash
-
-
-def test_band_groups_and_jaccard_check(corpus, tmp_path):
-    c, _ = corpus
-    rows = c.rows
-    one, m1 = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]", "dedup.minhash.band_groups=1"])
-    many, m7 = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]", "dedup.minhash.band_groups=7"])
-    assert one["ids"] == many["ids"] and m1["candidate_pairs"] == m7["candidate_pairs"]   # grouping changes nothing
-    checked, mc = _phases_in_process(tmp_path, rows, ["dedup.stages=[minhash]", "dedup.minhash.jaccard_check=true",
-                                                      "dedup.minhash.jaccard_threshold=0.9"])
-    assert mc["pairs_after_check"] <= mc["candidate_pairs"]
-    above = {b for a, b, j in c.near_pairs if j >= 0.9}
-    between = {b for a, b, j in c.near_pairs if 0.75 <= j < 0.88}
-    assert not above & set(checked["ids"])               # verified pairs still removed
-    assert between and between <= set(checked["ids"])     # pairs below the checked threshold are kept...
-    surely_caught = {b for a, b, j in c.near_pairs if 0.85 <= j < 0.88}   # LSH catches J >= 0.85 with p > 0.9999
-    assert surely_caught and not surely_caught & set(one["ids"])        # ...which plain LSH removes
-
-
-def test_url_priority_column(tmp_path):
+@pytest.mark.parametrize("parts", [1, 3])
+def test_url_priority_column(tmp_path, parts):
     rows = [{"id": "old", "url": "https://x.org/a", "text": "one two three", "date": "2019-01-01"},
+            {"id": "other", "url": "https://x.org/b", "text": "seven eight", "date": None},
             {"id": "new", "url": "http://www.x.org/a/", "text": "four five six", "date": "2023-06-01"},
-            {"id": "other", "url": "https://x.org/b", "text": "seven eight", "date": "2020-01-01"}]
-    first, _ = _phases_in_process(tmp_path, rows, ["dedup.stages=[url]"])
-    assert first["ids"] == ["old", "other"]
-    latest, _ = _phases_in_process(tmp_path, rows, ["dedup.stages=[url]", "dedup.url.priority=date"])
-    assert latest["ids"] == ["new", "other"]
+            {"id": "newer-but-null", "url": "https://x.org/a", "text": "nine", "date": None}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "u.parquet")
+    first, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "a", "dedup.stages=[url]", f"dedup.parts={parts}")
+    assert sorted(first) == ["old", "other"]
+    latest, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "b", "dedup.stages=[url]",
+                                 "dedup.url.priority=date", f"dedup.parts={parts}")
+    assert sorted(latest) == ["new", "other"]
+    numbers = [{**r, "date": i * 10 if r["date"] else None} for i, r in enumerate(rows)]
+    pq.write_table(pa.Table.from_pylist(numbers), tmp_path / "n.parquet")
+    by_number, _ = dedup_in_process([tmp_path / "n.parquet"], tmp_path / "c", "dedup.stages=[url]",
+                                    "dedup.url.priority=date", f"dedup.parts={parts}")
+    assert sorted(by_number) == ["new", "other"]
+
+
+def test_stage_order_is_honoured(planted, tmp_path):
+    """URL first, then exact substrings, then MinHash: each sub-stage sees only what the earlier left."""
+    _, folder = planted
+    a, sa = dedup_in_process([folder], tmp_path / "a", "dedup.stages=[url, exact_substring, minhash]")
+    b, _ = dedup_in_process([folder], tmp_path / "b", "dedup.stages=[url, exact_substring, minhash]",
+                            "dedup.parts=7", "dedup.task_memory_mb=0.01")
+    assert a == b
+    assert [s for s in sa["stages"]] == ["url", "exact_substring", "minhash"]
+    assert sa["stages"]["exact_substring"]["docs_in"] == sa["stages"]["url"]["docs_out"]
+
+
+def test_parts_are_contiguous_ranges_of_the_input_order():
+    from refinedweb.dedup.corpus import Corpus
+
+    corpus = Corpus(("a",), (5,), 2)
+    assert corpus.slices(0) == [(0, 0, 2)] and corpus.slices(1) == [(0, 2, 5)]
+    assert corpus.part_of(np.array([0, 1, 2, 4])).tolist() == [0, 0, 1, 1]
+    empty = Corpus(("a", "b"), (0, 3), 5)
+    assert [empty.slices(p) for p in range(5)] == [[], [(1, 0, 1)], [], [(1, 1, 2)], [(1, 2, 3)]]

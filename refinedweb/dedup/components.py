@@ -43,3 +43,70 @@ def duplicates_to_remove(edges: np.ndarray) -> tuple[np.ndarray, int]:
     """Node keys that are not their component's survivor, and the number of components."""
     nodes, roots = connected_components(edges)
     return nodes[nodes != roots], int(len(np.unique(roots)))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Distributed: large-star / small-star (Kiveris et al. 2014, "Connected Components in MapReduce and
+# Beyond"). The edges live in partitions by node; each step is one task per partition. Alternating the
+# two steps converges to one star per component centred on its smallest node; a round that changes no
+# edge set (same count and checksum) ends the loop.
+
+
+def edge_checksum(pairs: np.ndarray) -> tuple[int, int]:
+    """(count, order-free 64-bit sum) of a set of undirected edges given as (smaller, larger) rows."""
+    if not len(pairs):
+        return 0, 0
+    from .shuffle import mix64
+
+    with np.errstate(over="ignore"):
+        mixed = mix64(mix64(pairs[:, 0]) ^ pairs[:, 1])
+        return int(len(pairs)), int(np.add.reduce(mixed, dtype=np.uint64))
+
+
+def _grouped(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (u, v) rows sorted by u, then v; and each row's group start (first row of its u)."""
+    pairs = np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+    starts = np.ones(len(pairs), dtype=bool)
+    starts[1:] = pairs[1:, 0] != pairs[:-1, 0]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(pairs)), 0))
+    return pairs, starts, first
+
+
+def large_star(pairs: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """`pairs`: directed rows (u, v), both directions of every edge of the nodes u of one partition.
+    For each u, m = min(u, its neighbours): every neighbour v > u is linked to m. Returns the new edges
+    as (larger, smaller) rows and the checksum of the input edge set (each edge counted at its smaller end)."""
+    pairs, starts, first = _grouped(np.asarray(pairs, dtype=np.uint64).reshape(-1, 2))
+    checksum = edge_checksum(pairs[pairs[:, 0] < pairs[:, 1]])
+    if not len(pairs):
+        return pairs, checksum
+    # rows are sorted by (u, v): the first row of a group holds u's smallest neighbour
+    m = np.minimum(pairs[first, 1], pairs[:, 0])
+    out = np.stack([pairs[:, 1], m], axis=1)[pairs[:, 1] > pairs[:, 0]]
+    return out, checksum
+
+
+def small_star(pairs: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """`pairs`: rows (x, y) with y < x, for the nodes x of one partition. For each x, m = its smallest
+    such neighbour: x and every other such neighbour are linked to m. Returns undirected edges as
+    (larger, smaller) rows and the checksum of the input edge set."""
+    pairs, starts, first = _grouped(np.asarray(pairs, dtype=np.uint64).reshape(-1, 2))
+    checksum = edge_checksum(pairs[:, ::-1])
+    if not len(pairs):
+        return pairs, checksum
+    m = pairs[first, 1]
+    to_x = np.stack([pairs[starts, 0], m[starts]], axis=1)              # x - m
+    others = pairs[:, 1] != m
+    to_y = np.stack([pairs[others, 1], m[others]], axis=1)              # y - m, y > m
+    return np.concatenate([to_x, to_y]), checksum
+
+
+def star_roots(pairs: np.ndarray) -> tuple[np.ndarray, int]:
+    """On converged stars (directed rows, both directions, of one partition's nodes): the nodes that are
+    not their component's smallest node, and how many of this partition's nodes are component roots."""
+    pairs, starts, first = _grouped(np.asarray(pairs, dtype=np.uint64).reshape(-1, 2))
+    if not len(pairs):
+        return np.empty(0, dtype=np.uint64), 0
+    nodes = pairs[starts, 0]
+    smallest = pairs[starts, 1]        # each group's smallest neighbour
+    return nodes[smallest < nodes], int(np.count_nonzero(smallest > nodes))

@@ -102,9 +102,9 @@ _CHUNK = 1 << 20   # elements per slice where big arrays are processed in slices
 @dataclass(frozen=True)
 class ExactSubstringConfig:
     min_tokens: int = 50          # shortest repeated span removed, in GPT-2 tokens (Lee et al.: 50)
-    policy: str = "keep_first"    # keep_first | remove_all
+    policy: str = "remove_all"    # remove_all | keep_first
     min_words: int = 50           # an edited document with fewer words left is dropped
-    max_part_bytes: int = 500_000_000  # UTF-8 bytes of text per suffix array (bounds memory, see split_parts)
+    max_part_bytes: int = 32_000_000   # UTF-8 bytes of text tokenised and hashed at once (bounds memory)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -572,3 +572,44 @@ def dedup_part(texts: Sequence[str], cfg: ExactSubstringConfig = ExactSubstringC
     return PartResult(texts=new_texts, removed_chars=removed, duplicate_spans=spans,
                       tokens=int((part.seps - part.starts).sum()),
                       timings=dict(timings) if timings is not None else {})
+
+
+# ------------------------------------------------------------------------- corpus-wide, by window hashes
+
+def window_records(token_arrays: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every k-token window that lies inside one document: (64-bit hash, document index, token offset).
+
+    The hash is the polynomial hash of ``_window_hashes``: it depends on the window's tokens only, never on
+    the batch the document came in, so windows hashed by different tasks compare. Equal windows have equal
+    hashes; distinct windows share one with probability ~2**-64 per pair."""
+    empty = (np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.int64))
+    if not token_arrays:
+        return empty
+    part = _concatenate(token_arrays)
+    lengths = part.seps - part.starts
+    counts = np.maximum(lengths - k + 1, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return empty
+    hashes = _window_hashes(part.text, k)
+    docs = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    first = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    offsets = np.arange(total, dtype=np.int64) - first[docs]
+    return hashes[part.starts[docs] + offsets], docs, offsets
+
+
+def cut_windows(text: str, window_starts: np.ndarray, k: int, min_words: int) -> tuple[str | None, int, int]:
+    """Remove the union of the k-token windows starting at ``window_starts`` (token offsets of the text's
+    GPT-2 tokens) as ``dedup_part`` does: returns (new text, or None when fewer than ``min_words`` words
+    remain; characters removed; merged spans)."""
+    lo, hi = _merge_windows(np.unique(np.asarray(window_starts, dtype=np.int64)), k)
+    if not len(lo):
+        return text, 0, 0
+    tokens = tokenize([text])[0]
+    chars = _char_ranges(text, tokens, list(zip(lo.tolist(), hi.tolist())))
+    if not chars:
+        return text, 0, len(lo)
+    new = _cut(text, chars)
+    removed = sum(b - a for a, b in chars)
+    return (new if len(new.split()) >= min_words else None), removed, len(lo)

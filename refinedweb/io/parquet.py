@@ -61,6 +61,17 @@ class ShardLimits:
                    compression=out.get("compression", "zstd"), compression_level=out.get("compression_level"))
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The table with exactly the schema's columns: missing ones as nulls, types cast."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 class ShardWriter:
     """Writes rows to `<prefix>-00000.parquet`, `<prefix>-00001.parquet`, … under `folder`.
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..io.parquet import ShardLimits, ShardWriter
+from ..io.parquet import ShardLimits, ShardWriter, conform
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig
 from ..io.storage import open_storage
@@ -107,14 +107,3 @@ def write_shard(index: int, chunks: list[dict[str, Any]], names: list[str], file
             flush()
     flush()
     return {"shard": index, "shards": writer.close()}
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """The table with exactly the mix's columns: missing ones as nulls, types cast."""
-    columns = []
-    for field in schema:
-        if field.name in table.column_names:
-            columns.append(table.column(field.name).cast(field.type))
-        else:
-            columns.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(columns, schema=schema)

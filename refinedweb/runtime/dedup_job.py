@@ -1,4 +1,6 @@
-"""Driver side of `--stage dedup`: phase 1 per input file, phases 2 and 3 per part, then the URL store."""
+"""Driver side of `--stage dedup`: schedules the phases of `dedup/phases.py` (scans per part, buckets,
+component rounds, output per part, tail merges) through the run-units helper, then the URL store,
+`_stats.json` and `_manifest.json`."""
 
 from __future__ import annotations
 
@@ -6,114 +8,182 @@ import os
 import time
 from typing import Any, Callable
 
-import pyarrow.parquet as pq
-
-from ..dedup.phases import (DEDUP_DIR, REQUIRED_COLUMNS, WORK, load_npz, phase_band_edges, phase_finish,
-                            phase_merge_tails, phase_minhash, phase_partition, plan_tail_merges)
-from ..io.manifest import write_manifest
-from ..io.parquet import ShardLimits
+from ..dedup import phases as ph
+from ..dedup.corpus import plan_corpus
+from ..dedup.shuffle import passes_for, task_budget_bytes
 from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
+from ..io.manifest import write_manifest
+from ..io.parquet import ShardLimits
 from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
 from ..stats import STATS
 from .ray_runner import RayRuntime, memory_report
-from .run_state import DEDUP_SECTIONS, StageState, digest, write_marker
+from .run_state import DEDUP_SECTIONS, StageState, digest
+from .units import Units
 
-SUB_STAGES = ("minhash", "exact_substring", "url")
+DEDUP_DIR = ph.DEDUP_DIR
+SUB_STAGES = ph.SUB_STAGES
+# in-memory bytes per record while a bucket is grouped (record, ordinal, sort order, sorted copies)
+BUCKET_BYTES = {"minhash": 48, "exact_substring": 56, "url": 96}
+CC_BYTES_PER_EDGE = 160      # union-find over all pairs at once: both ends, unique, inverse, parents
+MAX_CC_ROUNDS = 200
+
+
+def check_dedup_config(dcfg: dict[str, Any]) -> None:
+    stages = list(dcfg["stages"])
+    unknown = [s for s in stages if s not in SUB_STAGES]
+    if unknown:
+        raise UserError(f"unknown dedup stage(s) {', '.join(map(str, unknown))}: dedup.stages takes "
+                        f"{', '.join(SUB_STAGES)}")
+    if len(set(stages)) != len(stages):
+        raise UserError("dedup.stages lists a stage twice")
+    if int(dcfg["parts"]) < 1:
+        raise UserError("dedup.parts must be >= 1")
+    if not 1 <= int(dcfg["minhash"]["band_groups"]) <= int(dcfg["minhash"]["bands"]):
+        raise UserError("dedup.minhash.band_groups must be between 1 and dedup.minhash.bands")
+    from ..dedup.exact_substring import ExactSubstringConfig
+    from ..dedup.minhash import MinHashConfig
+
+    MinHashConfig.from_config(dcfg["minhash"])
+    ExactSubstringConfig.from_config(dcfg["exact_substring"])
 
 
 def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
                     ray_address: str | None = None, limit: int | None = None,
                     log: Callable[[str], None] = print, runtime: RayRuntime | None = None,
                     overwrite: bool = False) -> dict[str, Any]:
-    """Deduplicate the Parquet inputs into `<output>/dedup/`. Each unit of each phase (an input file, a part,
-    a part × band group) leaves a completion marker, so a re-run after a crash redoes only unfinished units."""
+    """Deduplicate the Parquet inputs into `<output>/dedup/`, corpus-wide whatever `dedup.parts`. Every unit
+    of every phase leaves a completion marker, so a re-run after a crash redoes only unfinished units."""
     dcfg = cfg["dedup"]
-    unknown = [s for s in dcfg["stages"] if s not in SUB_STAGES]
-    if unknown:
-        raise UserError(f"unknown dedup stage(s) {', '.join(unknown)}: dedup.stages takes {', '.join(SUB_STAGES)}")
+    check_dedup_config(dcfg)
     parts = int(dcfg["parts"])
-    if parts < 1:
-        raise UserError("dedup.parts must be >= 1")
-    if not 1 <= int(dcfg["minhash"]["band_groups"]) <= int(dcfg["minhash"]["bands"]):
-        raise UserError("dedup.minhash.band_groups must be between 1 and dedup.minhash.bands")
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
+    corpus = plan_corpus(files, parts, fetch)
+    priority = dcfg["url"]["priority"]
+    priority_type = None
+    if priority and "url" in dcfg["stages"]:
+        if priority not in corpus.schema.names:
+            raise UserError(f"dedup.url.priority names column '{priority}', which the input does not have")
+        field = corpus.schema.field(priority)
+        ph.priority_dtype(field.type)
+        import pyarrow as pa
+
+        priority_type = pa.schema([field]).serialize().to_pybytes().hex()
     storage = open_storage(output, fetch)
-    for uri in files:          # a missing column is a user error: say so before any work starts
-        if not is_remote(uri):
-            missing = [c for c in REQUIRED_COLUMNS if c not in pq.read_schema(uri).names]
-            if missing:
-                raise UserError(f"Parquet input {uri} is missing column(s) {', '.join(missing)} "
-                                f"(dedup needs {', '.join(REQUIRED_COLUMNS)})")
     state = StageState(storage, DEDUP_DIR, cfg, DEDUP_SECTIONS)
-    state.prepare(overwrite, log, extra_folders=(WORK,), inputs_digest=_inputs_digest(files, storage.uri))
-    log(f"[dedup] {len(files)} Parquet file(s), {parts} part(s), stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
+    state.prepare(overwrite, log, extra_folders=(ph.WORK,), inputs_digest=_inputs_digest(files, storage.uri))
+    storage.write_text(ph.CORPUS, corpus.to_json())
+    log(f"[dedup] {len(files)} Parquet file(s), {corpus.documents:,} documents in {parts} part(s), "
+        f"stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
     started = time.time()
-    retries = int(cfg["run"]["max_retries"])
-    done = state.completed()
-    resumed = 0
     owned = runtime is None
-
-    def phase(name: str, fn: Callable, units: dict[str, tuple]) -> list[dict[str, Any]]:
-        """Run the units (marker key -> args) that have no marker yet; results of all, in key order."""
-        nonlocal resumed
-        todo = {key: args for key, args in units.items() if f"{name}-{key}" not in done}
-        resumed += len(units) - len(todo)
-        fresh = runtime.map(_marked, [(fn, f"{name}-{key}", cfg, storage.uri, args) for key, args in todo.items()],
-                            retries) if todo else []
-        results = dict(zip(todo, fresh))
-        return [results[key] if key in results else done[f"{name}-{key}"] for key in units]
-
+    budget = task_budget_bytes(cfg)
+    extras: dict[str, dict[str, Any]] = {}
+    uri = storage.uri
+    part_keys = {p: f"p={p:05d}" for p in range(parts)}
     with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
-        t0 = time.time()
-        partitioned = phase("partition", phase_partition,
-                            {f"f={i:06d}": (i, uri, cfg, storage.uri) for i, uri in enumerate(files)})
-        log(f"[dedup] phase 1 (partition + MinHash band keys): {sum(p['rows'] for p in partitioned):,} docs, {time.time() - t0:.1f}s")
-        minhash = []
-        if "minhash" in dcfg["stages"]:
+        units = Units(runtime, state, fetch, int(cfg["run"]["max_retries"]))
+        for stage in dcfg["stages"]:
             t0 = time.time()
-            groups = int(dcfg["minhash"]["band_groups"])
-            phase("edges", phase_band_edges,
-                  {f"p={p:05d}-g={g:04d}": (p, g, cfg, storage.uri) for p in range(parts) for g in range(groups)})
-            minhash = phase("components", phase_minhash, {f"p={p:05d}": (p, cfg, storage.uri) for p in range(parts)})
-            log(f"[dedup] phase 2 (bands -> pairs -> components): {sum(m['clusters'] for m in minhash):,} clusters, "
-                f"{sum(m['removed'] for m in minhash):,} near duplicates, {time.time() - t0:.1f}s")
+            if stage == "minhash":
+                extras[stage] = _minhash(units, cfg, uri, parts, budget, part_keys, log)
+            elif stage == "exact_substring":
+                scans = units.run("exact-scan", ph.scan_exact, {k: (p, cfg, uri) for p, k in part_keys.items()})
+                passes = _passes(scans, BUCKET_BYTES[stage], budget)
+                buckets = units.run("exact-bucket", ph.exact_bucket,
+                                    {f"b={b:05d}": (b, n, cfg, uri) for b, n in enumerate(passes)})
+                extras[stage] = {key: sum(r[key] for r in buckets)
+                                 for key in ("windows", "repeated_windows", "marked_windows")}
+                extras[stage]["tokens"] = sum(s["tokens"] for s in scans)
+                log(f"[dedup] exact_substring: {extras[stage]['tokens']:,} tokens, "
+                    f"{extras[stage]['repeated_windows']:,} windows repeated, {time.time() - t0:.1f}s")
+            else:
+                scans = units.run("url-scan", ph.scan_url,
+                                  {k: (p, priority_type, cfg, uri) for p, k in part_keys.items()})
+                passes = _passes(scans, BUCKET_BYTES[stage], budget)
+                buckets = units.run("url-bucket", ph.url_bucket,
+                                    {f"b={b:05d}": (b, n, priority_type, cfg, uri) for b, n in enumerate(passes)})
+                extras[stage] = {key: sum(r[key] for r in buckets) for key in ("duplicates_in_run", "seen_in_earlier_runs")}
+                log(f"[dedup] url: {extras[stage]['duplicates_in_run']:,} duplicate URL(s), "
+                    f"{extras[stage]['seen_in_earlier_runs']:,} seen in earlier runs, {time.time() - t0:.1f}s")
         t0 = time.time()
-        finished = phase("finish", phase_finish, {f"p={p:05d}": (p, cfg, storage.uri) for p in range(parts)})
-        log(f"[dedup] phase 3 (remove, exact substrings, URLs, write): {time.time() - t0:.1f}s")
-        t0 = time.time()
-        bins = plan_tail_merges([f["tail"] for f in finished if f.get("tail")], ShardLimits.from_config(cfg["output"]))
-        merged = phase("merge", phase_merge_tails, {f"b={i:05d}": (i, b, cfg, storage.uri) for i, b in enumerate(bins)})
-        log(f"[dedup] phase 4 (merge {sum(len(b) for b in bins)} partly filled shard(s) into "
-            f"{sum(len(m['shards']) for m in merged)}): {time.time() - t0:.1f}s")
-    if resumed:
-        log(f"[dedup] resumed: {resumed} unit(s) of work were already done by an earlier run")
+        finished = units.run("finish", ph.finish_part, {k: (p, cfg, uri) for p, k in part_keys.items()})
+        bins = ph.plan_tail_merges([f["tail"] for f in finished if f.get("tail")], ShardLimits.from_config(cfg["output"]))
+        merged = units.run("merge", ph.merge_tails, {f"b={i:05d}": (i, b, cfg, uri) for i, b in enumerate(bins)})
+        log(f"[dedup] output: {sum(f['docs_out'] for f in finished):,} documents, "
+            f"{sum(len(f['shards']) for f in finished) + sum(len(m['shards']) for m in merged)} shard(s), "
+            f"{time.time() - t0:.1f}s")
+    if units.resumed:
+        log(f"[dedup] resumed: {units.resumed} unit(s) of work were already done by an earlier run")
     seen_path = dcfg["url"]["seen"]
     seen_size = None
     if seen_path and "url" in dcfg["stages"]:
         # a union: running it again after a crash adds nothing new, so it needs no marker
-        new_hashes = [load_npz(storage, f["url_hashes"])["hashes"] for f in finished if f.get("url_hashes")]
+        new_hashes = [ph.load_npz(storage, f["url_hashes"])["hashes"] for f in finished if f.get("url_hashes")]
         seen_size = update_seen_store(seen_path, new_hashes, fetch)
-    summary = _summarise(files, partitioned, minhash, finished, time.time() - started)
-    summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": resumed,
+    summary = _summarise(files, corpus.documents, finished, extras, time.time() - started)
+    summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": units.resumed,
                     "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size,
-                    **memory_report([*partitioned, *minhash, *finished], cfg, "dedup", log)})
+                    **memory_report(units.results, cfg, "dedup", log)})
     storage.write_json(f"{DEDUP_DIR}/{STATS}", summary)
     entries = [e for r in (*finished, *merged) for e in r.get("shards", [])]
     write_manifest(storage, "dedup", DEDUP_DIR, entries, config_fingerprint=state.fingerprint)
     if not dcfg["keep_work"]:
-        storage.delete_tree(WORK)
+        storage.delete_tree(ph.WORK)
     return summary
 
 
-def _marked(fn: Callable, key: str, cfg: dict[str, Any], output: str, args: tuple) -> dict[str, Any]:
-    """Run one unit of a phase inside its task and record its completion marker after its files."""
-    result = fn(*args)
-    write_marker(open_storage(output, FetchConfig.from_config(cfg)), DEDUP_DIR, key, result)
-    return result
+
+def _passes(scans: list[dict[str, Any]], bytes_per_record: int, budget: int) -> list[int]:
+    """Passes each bucket needs to stay within the task budget (from the records the scans routed to it)."""
+    totals = [sum(col) for col in zip(*(s["records"] for s in scans))] if scans else []
+    return [passes_for(t, bytes_per_record, budget) for t in totals]
+
+
+def _minhash(units: Units, cfg: dict[str, Any], uri: str, parts: int, budget: int,
+             part_keys: dict[int, str], log: Callable[[str], None]) -> dict[str, Any]:
+    t0 = time.time()
+    mcfg = cfg["dedup"]["minhash"]
+    scans = units.run("minhash-scan", ph.scan_minhash, {k: (p, cfg, uri) for p, k in part_keys.items()})
+    passes = _passes(scans, BUCKET_BYTES["minhash"], budget)
+    buckets = units.run("minhash-bucket", ph.minhash_bucket,
+                        {f"b={b:05d}": (b, n, cfg, uri) for b, n in enumerate(passes)})
+    out: dict[str, Any] = {"band_keys": sum(sum(s["records"]) for s in scans),
+                           "bucket_pairs": sum(b["pairs"] for b in buckets)}
+    edges = sum(b["edges"] for b in buckets)
+    if mcfg["jaccard_check"]:
+        units.run("check-a", ph.check_hop_a, {k: (p, cfg, uri) for p, k in part_keys.items()})
+        checked = units.run("check-b", ph.check_hop_b, {k: (p, cfg, uri) for p, k in part_keys.items()})
+        out["candidate_pairs"] = sum(c["candidate_pairs"] for c in checked)
+        out["pairs_after_check"] = edges = sum(c["pairs_after_check"] for c in checked)
+    if edges * CC_BYTES_PER_EDGE <= budget:
+        result = units.run("cc-memory", ph.cc_in_memory, {"all": (cfg, uri)})[0]
+        out.update(components="in_memory", clusters=result["clusters"], removed=result["removed"])
+    else:
+        round_, previous = 0, None
+        while True:
+            if round_ >= MAX_CC_ROUNDS:
+                raise RuntimeError(f"connected components did not converge in {MAX_CC_ROUNDS} rounds")
+            keys = {f"q={q:05d}": (round_, q, cfg, uri) for q in range(parts)}
+            large = _checksum(units.run(f"cc-r={round_:03d}-ls", ph.cc_large_star, keys))
+            small = _checksum(units.run(f"cc-r={round_:03d}-ss", ph.cc_small_star, keys))
+            if previous == large == small:       # neither step changes the edges: stars around minima
+                break
+            previous = small
+            round_ += 1
+        found = units.run(f"cc-r={round_:03d}-extract", ph.cc_extract, keys)
+        out.update(components=f"{round_ + 1} large/small-star round(s)", clusters=sum(f["clusters"] for f in found),
+                   removed=sum(f["removed"] for f in found))
+    log(f"[dedup] minhash: {out['band_keys']:,} band keys, {out['clusters']:,} clusters, {out['removed']:,} near "
+        f"duplicates (components {out['components']}), {time.time() - t0:.1f}s")
+    return out
+
+
+def _checksum(results: list[dict[str, Any]]) -> tuple[int, int]:
+    return sum(r["edges"] for r in results), sum(r["checksum"] for r in results) % (1 << 64)
 
 
 def _inputs_digest(files: list[str], root: str) -> str:
@@ -128,23 +198,21 @@ def _inputs_digest(files: list[str], root: str) -> str:
     return digest([[name(uri), None if is_remote(uri) else os.path.getsize(uri)] for uri in files])
 
 
-def _summarise(files, partitioned, minhash, finished, wall) -> dict[str, Any]:
+def _summarise(files, documents: int, finished, extras, wall) -> dict[str, Any]:
     stages: dict[str, dict[str, Any]] = {}
     for result in finished:
         for name, st in result["stages"].items():
             agg = stages.setdefault(name, {})
             for key, value in st.items():
                 agg[key] = agg.get(key, 0) + value
-    if minhash:
-        agg = stages.setdefault("minhash", {})
-        for key in ("candidate_pairs", "pairs_after_check", "clusters"):
-            agg[key] = sum(m.get(key, 0) for m in minhash)
-    docs_in = sum(p["rows"] for p in partitioned)
+    for name, agg in stages.items():
+        agg["docs_removed"] = agg["docs_in"] - agg["docs_out"]
+        agg.update(extras.get(name, {}))
     docs_out = sum(f["docs_out"] for f in finished)
     return {
-        "totals": {"files": len(files), "docs_in": docs_in, "docs_out": docs_out, "docs_removed": docs_in - docs_out,
-                   "wall_seconds": round(wall, 3), "docs_per_second": round(docs_in / wall, 1) if wall else None},
+        "totals": {"files": len(files), "docs_in": documents, "docs_out": docs_out, "docs_removed": documents - docs_out,
+                   "wall_seconds": round(wall, 3), "docs_per_second": round(documents / wall, 1) if wall else None},
         "stages": stages,
         "inputs": [redact(f) for f in files],
-        "parts": [{k: v for k, v in f.items()} for f in finished],
+        "parts": [{k: v for k, v in f.items() if k != "stages"} for f in finished],
     }

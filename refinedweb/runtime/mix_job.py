@@ -19,7 +19,8 @@ from ..io.storage import open_storage
 from ..mix.plan import MixConfig, RowGroup, apply_cut, assign, select
 from ..mix.tasks import CORPUS, TOKENS, WORK, row_tokens, scan_file, write_shard
 from .ray_runner import RayRuntime, memory_report
-from .run_state import StageState, write_marker
+from .run_state import StageState
+from .units import Units
 
 MIX_DIR = "mix"
 REPORT = "mix_report.json"
@@ -76,28 +77,20 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
                     "shuffle_window_bytes": mix.shuffle_window_bytes,
                     "row_group_bytes": int(base_cfg["output"]["row_group_bytes"])}
         names = [s.name for s in mix.sources]
-        done = state.completed("write-")
-        todo = [i for i in range(len(shards)) if f"write-s={i:05d}" not in done]
         index_by_uri = {f: file_index[f"{c.source}:{f}"] for shard in shards for c in shard for f in [c.file]}
-        fresh = runtime.map(_write_marked, [(i, [c.__dict__ for c in shards[i]], names, index_by_uri,
-                                             schema.serialize().to_pybytes(), settings, fetch, storage.uri)
-                                            for i in todo], retries) if todo else []
-    results = {**{int(k.split("=")[1]): v for k, v in done.items()}, **dict(zip(todo, fresh))}
-    entries = [e for i in sorted(results) for e in results[i]["shards"]]
+        units = Units(runtime, state, fetch, retries)
+        written = units.run("write", write_shard,
+                            {f"s={i:05d}": (i, [c.__dict__ for c in shard], names, index_by_uri,
+                                            schema.serialize().to_pybytes(), settings, fetch, storage.uri)
+                             for i, shard in enumerate(shards)})
+    entries = [e for result in written for e in result["shards"]]
     manifest = write_manifest(storage, "mix", MIX_DIR, entries, config_fingerprint=state.fingerprint,
                               corpora=_corpora(entries))
-    report = _report(mix, plans, manifest, time.time() - started, len(done))
-    report.update(memory_report([*scans, *fresh], base_cfg, "mix", log))
+    report = _report(mix, plans, manifest, time.time() - started, units.resumed)
+    report.update(memory_report([*scans, *units.results], base_cfg, "mix", log))
     storage.write_json(REPORT, report)
     storage.delete_tree(WORK)
     return report
-
-
-def _write_marked(index: int, *args) -> dict[str, Any]:
-    result = write_shard(index, *args)
-    fetch, output = args[-2], args[-1]
-    write_marker(open_storage(output, fetch), MIX_DIR, f"write-s={index:05d}", result)
-    return result
 
 
 def _calibrate(plan, schema: pa.Schema, fetch: FetchConfig, storage, file_index: dict[str, int],
@@ -110,7 +103,7 @@ def _calibrate(plan, schema: pa.Schema, fetch: FetchConfig, storage, file_index:
 
     import pyarrow.parquet as pq
 
-    from ..mix.tasks import conform
+    from ..io.parquet import conform
 
     chunk = max(plan.chunks, key=lambda c: c.bytes)
     parquet = open_parquet(chunk.file, fetch)

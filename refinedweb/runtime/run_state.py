@@ -26,7 +26,7 @@ DONE_DIR = "_done"
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
 FILTER_SECTIONS = ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens",
                    "output")
-DEDUP_SECTIONS = ("dedup", "output")
+DEDUP_SECTIONS = ("dedup", "tokens", "output")
 IGNORED_KEYS = {"dedup.keep_work"}   # inside those sections, but without effect on the output
 
 

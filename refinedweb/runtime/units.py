@@ -1,0 +1,39 @@
+"""Run the units of a phase as Ray tasks, skipping the ones an earlier run finished.
+
+A unit is one call of a plain phase function. Its task writes the unit's files, then a completion marker
+holding its result (`<folder>/_done/<name>-<key>.json`); a re-run after a crash reads the markers and runs
+only the units without one, so its results are the same as an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..io.remote import FetchConfig
+from ..io.storage import open_storage
+from .run_state import StageState, write_marker
+
+
+class Units:
+    def __init__(self, runtime, state: StageState, fetch: FetchConfig, retries: int):
+        self.runtime, self.state, self.fetch, self.retries = runtime, state, fetch, retries
+        self.done = state.completed()
+        self.resumed = 0
+        self.results: list[dict[str, Any]] = []
+
+    def run(self, name: str, fn: Callable[..., dict[str, Any]], units: dict[str, tuple]) -> list[dict[str, Any]]:
+        """Results of every unit (marker key -> args of `fn`), in key order; the finished ones from markers."""
+        todo = {key: args for key, args in units.items() if f"{name}-{key}" not in self.done}
+        self.resumed += len(units) - len(todo)
+        calls = [(fn, self.state.storage.uri, self.fetch, self.state.folder, f"{name}-{key}", args)
+                 for key, args in todo.items()]
+        fresh = dict(zip(todo, self.runtime.map(_marked, calls, self.retries))) if calls else {}
+        self.results.extend(fresh.values())
+        return [fresh[key] if key in fresh else self.done[f"{name}-{key}"] for key in units]
+
+
+def _marked(fn: Callable, output: str, fetch: FetchConfig, folder: str, key: str, args: tuple) -> dict[str, Any]:
+    """Inside the task: run the unit, then record its completion after its files are committed."""
+    result = fn(*args)
+    write_marker(open_storage(output, fetch), folder, key, result)
+    return result

@@ -1,0 +1,30 @@
+"""A runtime that runs a stage's units one after another in this process: the phases without Ray, for
+tests that compare many settings quickly (the same driver code; Ray's own scheduling is tested elsewhere)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+class SerialRuntime:
+    slots = 1
+
+    def map(self, fn, arg_list, max_retries=0):
+        return [fn(*args) for args in arg_list]
+
+    @contextmanager
+    def session(self, owned):
+        yield self
+
+
+def dedup_in_process(inputs, output, *overrides, log=lambda line: None):
+    """Run the dedup stage over `inputs` into `output` in this process; returns (rows by id, stats)."""
+    import pyarrow.dataset as ds
+
+    from refinedweb.config import load_config
+    from refinedweb.runtime.dedup_job import run_dedup_stage
+
+    cfg = load_config(overrides=list(overrides))
+    stats = run_dedup_stage([str(i) for i in inputs], str(output), cfg, runtime=SerialRuntime(), log=log)
+    table = ds.dataset(f"{output}/dedup", format="parquet", exclude_invalid_files=True).to_table()
+    return {r["id"]: r for r in table.to_pylist()}, stats
