@@ -78,3 +78,53 @@ def test_long_chain_and_survivor_is_smallest_key():
     removed, clusters = duplicates_to_remove(chain)
     assert clusters == 1 and len(removed) == 10_000 and 0 not in removed.tolist()
     assert duplicates_to_remove(np.empty((0, 2), dtype=np.uint64))[1] == 0
+
+
+def _star_rounds(edges, partitions):
+    """The driver's loop over large-star / small-star, with partitions in memory."""
+    from refinedweb.dedup.components import large_star, small_star, star_roots
+    from refinedweb.dedup.phases import _cc_partition
+
+    def route(pairs):
+        target = _cc_partition(pairs[:, 0], partitions)
+        return [pairs[target == q] for q in range(partitions)]
+
+    def total(checksums):
+        return sum(c for c, _ in checksums), sum(s for _, s in checksums) % (1 << 64)
+
+    ls_in = route(np.concatenate([edges, edges[:, ::-1]]))
+    previous, rounds = None, 0
+    while True:
+        rounds += 1
+        out = [large_star(p) for p in ls_in]
+        large = total([c for _, c in out])
+        out = [small_star(p) for p in route(np.concatenate([o for o, _ in out]))]
+        small = total([c for _, c in out])
+        if previous == large == small:
+            break
+        previous = small
+        new = np.concatenate([o for o, _ in out])
+        ls_in = route(np.concatenate([new, new[:, ::-1]]))
+    found = [star_roots(p) for p in ls_in]
+    return np.sort(np.concatenate([r for r, _ in found])), sum(n for _, n in found), rounds
+
+
+def test_distributed_components_match_union_find():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(2, 80))
+        edges = rng.integers(0, n, size=(int(rng.integers(1, 120)), 2)).astype(np.uint64) * np.uint64(2**33 + 7)
+        edges = edges[edges[:, 0] != edges[:, 1]]
+        if not len(edges):
+            continue
+        removed, clusters = duplicates_to_remove(edges)
+        got, roots, _ = _star_rounds(edges, int(rng.integers(1, 6)))
+        assert got.tolist() == np.sort(removed).tolist() and roots == clusters
+
+
+def test_distributed_components_on_a_long_shuffled_chain():
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(5001).astype(np.uint64)
+    chain = np.stack([labels[1:], labels[:-1]], axis=1)[rng.permutation(5000)]
+    removed, roots, rounds = _star_rounds(chain, 4)
+    assert roots == 1 and len(removed) == 5000 and 0 not in removed.tolist() and rounds < 30

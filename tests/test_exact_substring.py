@@ -140,7 +140,7 @@ def planted(articles):
 
 def test_passage_in_three_documents_keep_first(planted):
     p, parts, docs = planted
-    r = dedup_part(docs, ExactSubstringConfig())
+    r = dedup_part(docs, ExactSubstringConfig(policy="keep_first"))
     assert r.texts[0] is docs[0]                                  # first occurrence kept, text untouched
     for i in (1, 2):
         assert r.texts[i] == f"{parts[i][0]}\n\n{parts[i][1]}"     # later occurrences removed exactly
@@ -177,7 +177,7 @@ def test_repeat_of_49_tokens_is_kept_and_50_removed(articles, n):
     doc_a = f"{shared_text}\n\n{a_tail}"        # the shared span opens A (nothing before it)
     doc_b = f"{b_head}\n\n{shared_text}"        # and closes B (nothing after it)
     assert longest_common_run(toks(doc_a), toks(doc_b)) == n
-    r = dedup_part([doc_a, doc_b], ExactSubstringConfig())
+    r = dedup_part([doc_a, doc_b], ExactSubstringConfig(policy="keep_first"))
     assert r.texts[0] is doc_a
     if n < K:
         assert r.texts[1] is doc_b and r.duplicate_spans == 0
@@ -192,7 +192,7 @@ def test_repeats_within_one_document(articles):
     ctx.first.add(toks(c2)[0])
     c3 = ctx.after()
     doc = f"{c1}\n\n{p}\n\n{c2}\n\n{p}\n\n{c3}"
-    keep = dedup_part([doc], ExactSubstringConfig())
+    keep = dedup_part([doc], ExactSubstringConfig(policy="keep_first"))
     assert keep.texts == [f"{c1}\n\n{p}\n\n{c2}\n\n{c3}"]
     assert keep.duplicate_spans == 1
     gone = dedup_part([doc], ExactSubstringConfig(policy="remove_all"))
@@ -217,7 +217,7 @@ def test_no_match_across_a_document_boundary(articles):
         r = dedup_part(docs, ExactSubstringConfig(policy=policy))
         assert r.duplicate_spans == 0 and all(t is s for t, s in zip(r.texts, docs))
     # control: the same halves inside one document do repeat q
-    joined = dedup_part([f"{a}\n\n{head}{tail}\n\n{b}", docs[2]], ExactSubstringConfig())
+    joined = dedup_part([f"{a}\n\n{head}{tail}\n\n{b}", docs[2]], ExactSubstringConfig(policy="keep_first"))
     assert joined.duplicate_spans == 1 and q not in joined.texts[1] and q in joined.texts[0]
     # the same at token level, with the end of one document + the start of the next = a third document
     arrays = [np.array([7, 8, 9] + qt[:m]), np.array(qt[m:] + [1, 2, 3]), np.array([4] + qt + [5])]
@@ -235,7 +235,7 @@ def test_utf8_never_cut_inside_a_character(articles):
     ta, tb = toks(doc_a), toks(doc_b)
     assert ta[-len(toks(s)) - 1] == tb[-len(toks(s)) - 1] == 222
     assert ta[-len(toks(s)) - 2] != tb[-len(toks(s)) - 2]
-    keep = dedup_part([doc_a, doc_b], ExactSubstringConfig())
+    keep = dedup_part([doc_a, doc_b], ExactSubstringConfig(policy="keep_first"))
     assert keep.texts == [doc_a, f"{b_head}\n\nYes 😀"]              # the emoji stays whole
     gone = dedup_part([doc_a, doc_b], ExactSubstringConfig(policy="remove_all"))
     assert gone.texts == [f"{a_head}\n\nWow 🙀", f"{b_head}\n\nYes 😀"]
@@ -283,19 +283,19 @@ def test_documents_falling_under_min_words_are_dropped(articles):
     long_doc = f"{ctx.before()}\n\n{p}"
     short_doc = f"{short_head}\n\n{p}"
     assert words(short_doc) >= 50 > words(short_head)
-    r = dedup_part([long_doc, short_doc], ExactSubstringConfig())
+    r = dedup_part([long_doc, short_doc], ExactSubstringConfig(policy="keep_first"))
     assert r.texts == [long_doc, None]
     assert r.removed_chars[1] > 0
     kept = dedup_part([long_doc, short_doc], ExactSubstringConfig(min_words=0))
     assert kept.texts[1] == short_head
     tiny = "Too short to matter, but untouched."                     # nothing removed: never dropped here
-    assert dedup_part([tiny], ExactSubstringConfig()).texts == [tiny]
+    assert dedup_part([tiny], ExactSubstringConfig(policy="keep_first")).texts == [tiny]
 
 
 def test_deterministic(articles):
     docs = articles[:40] + [articles[3] + "\n\n" + articles[5], articles[5][: len(articles[5]) // 2]]
-    first = dedup_part(docs, ExactSubstringConfig())
-    second = dedup_part(list(docs), ExactSubstringConfig())
+    first = dedup_part(docs, ExactSubstringConfig(policy="keep_first"))
+    second = dedup_part(list(docs), ExactSubstringConfig(policy="keep_first"))
     assert first.texts == second.texts and first.removed_chars == second.removed_chars
     assert first.duplicate_spans == second.duplicate_spans > 0
     arrays = tokenize(docs)
@@ -439,10 +439,10 @@ def test_split_parts():
 def test_config():
     section = load_config()["dedup"]["exact_substring"]
     cfg = ExactSubstringConfig.from_config(section)
-    assert (cfg.min_tokens, cfg.policy, cfg.min_words) == (50, "keep_first", 50)
+    assert (cfg.min_tokens, cfg.policy, cfg.min_words) == (50, "remove_all", 50)
     assert cfg.max_part_bytes == int(section["max_part_bytes"])
     assert ExactSubstringConfig.from_config({}) == ExactSubstringConfig()
-    assert ExactSubstringConfig.from_config(None).max_part_bytes == 500_000_000
+    assert ExactSubstringConfig.from_config(None).max_part_bytes == int(section["max_part_bytes"])
     assert ExactSubstringConfig.from_config({"policy": "remove_all", "min_tokens": "20"}).min_tokens == 20
     for bad, fragment in (({"policy": "first"}, "policy"), ({"min_tokens": 0}, "min_tokens"),
                           ({"min_tokens": -3}, "min_tokens"), ({"min_tokens": "x"}, "min_tokens"),
@@ -455,6 +455,6 @@ def test_config():
 
 
 def test_empty_and_tiny_parts():
-    assert dedup_part([], ExactSubstringConfig()).texts == []
-    r = dedup_part(["", "hello"], ExactSubstringConfig())
+    assert dedup_part([], ExactSubstringConfig(policy="keep_first")).texts == []
+    r = dedup_part(["", "hello"], ExactSubstringConfig(policy="keep_first"))
     assert r.texts == ["", "hello"] and r.duplicate_spans == 0 and r.tokens == 1
