@@ -48,6 +48,7 @@ def main() -> None:
     results["fetch_speed"] = run([PY, str(HERE / "fetch_speed.py")])
     results["resume_cost"] = run([PY, str(HERE / "resume_cost.py")])
     results["mix_speed"] = run([PY, str(HERE / "mix_speed.py")])
+    results["dedup_scale"] = run([PY, str(HERE / "dedup_scale.py"), "--docs", "200000", "--parts", "16"])
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])

@@ -14,7 +14,6 @@ from refinedweb.dedup.exact_substring import (
     ExactSubstringConfig,
     dedup_part,
     find_repeated_ranges,
-    split_parts,
     tokenize,
 )
 from refinedweb.errors import UserError
@@ -416,25 +415,6 @@ def test_overlapping_repeats_rule():
 
 
 # -------------------------------------------------------------------------------------- parts, config
-
-def test_split_parts():
-    assert split_parts([3, 3, 3], 6) == [range(0, 2), range(2, 3)]
-    assert split_parts([10, 1, 1], 5) == [range(0, 1), range(1, 3)]          # oversized document alone
-    assert split_parts([1, 10, 1], 5) == [range(0, 1), range(1, 2), range(2, 3)]
-    assert split_parts([], 5) == []
-    assert split_parts([0, 0, 0], 1) == [range(0, 3)]
-    rng = random.Random(1)
-    for _ in range(50):
-        sizes = [rng.randint(0, 20) for _ in range(rng.randint(1, 30))]
-        budget = rng.randint(1, 40)
-        parts = split_parts(sizes, budget)
-        assert [i for p in parts for i in p] == list(range(len(sizes)))
-        assert all(len(p) and (len(p) == 1 or sum(sizes[i] for i in p) <= budget) for p in parts)
-        # greedy: the next document would not have fitted
-        assert all(sum(sizes[i] for i in a) + sizes[b[0]] > budget for a, b in zip(parts, parts[1:]))
-    with pytest.raises(UserError):
-        split_parts([1], 0)
-
 
 def test_config():
     section = load_config()["dedup"]["exact_substring"]

@@ -65,7 +65,13 @@ def edge_checksum(pairs: np.ndarray) -> tuple[int, int]:
 
 def _grouped(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (u, v) rows sorted by u, then v; and each row's group start (first row of its u)."""
-    pairs = np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+    if len(pairs):
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+        distinct = np.ones(len(pairs), dtype=bool)
+        distinct[1:] = (pairs[1:] != pairs[:-1]).any(axis=1)
+        pairs = pairs[distinct]
+    else:
+        pairs = pairs.reshape(0, 2)
     starts = np.ones(len(pairs), dtype=bool)
     starts[1:] = pairs[1:, 0] != pairs[:-1, 0]
     first = np.maximum.accumulate(np.where(starts, np.arange(len(pairs)), 0))

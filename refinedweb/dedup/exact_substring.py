@@ -1,50 +1,44 @@
 """Exact-substring deduplication (RefinedWeb §3.3, after Lee et al. 2022, "Deduplicating Training Data
-Makes Language Models Better"): spans of at least ``min_tokens`` GPT-2 tokens that occur more than once in a
-*part* of the corpus are cut out of the documents. Pure code: no Ray, no I/O.
+Makes Language Models Better"): spans of at least ``min_tokens`` GPT-2 tokens that occur more than once in the
+corpus are cut out of the documents. Pure code: no Ray, no I/O.
 
-Pipeline for one part (a list of documents), all in memory:
+Two ways to find them, with the same result (up to 64-bit hash collisions, ~2**-64 per pair of windows):
+
+* **Corpus-wide** (what the dedup stage runs, see ``phases.py``): ``window_records`` gives a 64-bit hash of
+  every k-token window inside a document (``k = min_tokens``); the hashes of the whole corpus are shuffled to
+  buckets, each bucket groups equal hashes, and ``cut_windows`` removes a document's marked windows. Memory
+  per task is bounded by the bucket and chunk sizes, never by the corpus.
+* **One suffix array** over a list of documents (``dedup_part``): the exact reference, with no hash at all.
+  The tests prove the corpus-wide path equal to it on whole corpora.
+
+The suffix-array path:
 
 1. **Tokenise** every document with GPT-2 BPE (tiktoken, offline vocabulary, see ``stages/tokens.py``),
    ordinary encoding: ``<|endoftext|>`` written in a page is plain text.
 2. **Concatenate** the token ids, with one separator symbol ``S`` after every document. ``S`` is larger than
-   every token id of the part (``max + 1``), so it never equals a token and a window that contains it can
-   never be "within a document". A single separator (instead of one unique sentinel per document) keeps
-   the alphabet below 2**16, i.e. 2 bytes per token for the suffix sort instead of 4. Cross-document
-   matches are still impossible: a window ``[p, p + k)`` counts only when it holds no ``S`` (it lies inside
-   one document), and a window identical to it holds no ``S`` either, so both lie inside documents.
-3. **Candidate regions** (exact-safe prefilter, vectorised numpy): a 64-bit polynomial hash of every
-   in-document k-token window (``k = min_tokens``); one in-place sort of (top hash bits | position) finds the
-   windows whose hash occurs twice or more; the union of those windows gives the candidate regions. A window
-   that occurs twice has twice the same hash, so every occurrence of every repeated window lies inside a
-   region; a collision only adds a region. The hash never decides anything: the suffix array below does,
-   over the regions (each followed by ``S``) instead of the whole part, when they are under 60% of it
-   (on web text after MinHash they are a small share: this cuts the suffix array + LCP time 3-10x).
-4. **Suffix array** with libdivsufsort (``pydivsufsort``): the tokens are written as big-endian 2-byte
-   codes (1 byte when the alphabet fits, 4 when it does not) and the byte suffix array is restricted to the
-   suffixes that start on a token; big-endian byte order is token order, so this is the suffix array of the
-   token string. Indices are int32 while the byte string is shorter than 2**31 (parts below ~1e9 tokens).
-   libdivsufsort is built with OpenMP: set ``OMP_NUM_THREADS=1`` for one core (Ray workers do by default).
-5. **LCP array** with Kasai's algorithm (``pydivsufsort.kasai``, C): ``lcp[i]`` is the longest common
-   prefix of the suffixes ``sa[i]`` and ``sa[i + 1]``.
-6. **Find** (vectorised numpy, no per-position Python loop): the suffixes whose first k tokens are equal
-   form contiguous *blocks* of the suffix array (runs with ``lcp >= k``). Every block of two or more
-   suffixes is one distinct k-token window that occurs more than once; every occurrence of a repeated span
-   of ``>= k`` tokens is covered by such windows, and only by them. The smallest position of a block is its
-   first occurrence. Windows holding ``S`` (all of a block or none) are ignored.
-7. **Remove** the marked token ranges, mapped back to characters, and drop documents that became too short.
+   every token id (``max + 1``), so it never equals a token and a window that contains it can never be
+   "within a document". A single separator keeps the alphabet below 2**16 (2 bytes per token for the sort).
+3. **Candidate regions** (exact-safe prefilter): the windows whose polynomial hash occurs twice or more, and
+   only those, can repeat; the suffix array is built over these regions when they are under 60% of the text
+   (a hash collision only adds a region; the hash never decides anything here).
+4. **Suffix array** with libdivsufsort (``pydivsufsort``) over big-endian 2-byte codes, restricted to the
+   suffixes that start on a token. libdivsufsort uses OpenMP: ``OMP_NUM_THREADS=1`` for one core.
+5. **LCP array** with Kasai's algorithm (``pydivsufsort.kasai``).
+6. **Find**: runs of ``lcp >= k`` are blocks of identical k-token windows; every block of two or more
+   suffixes is a window that occurs more than once, its smallest position the first occurrence.
+7. **Remove** the marked token ranges, mapped back to characters; drop documents that became too short.
 
-Rule for what is removed (exact and deterministic; ``W(p)`` is the k-token window starting at global
-position ``p`` of the concatenation, which orders positions by document, then by position in it):
+Rule for what is removed (exact and deterministic; ``W(p)`` is the k-token window starting at position ``p``
+of the concatenation in input order, i.e. ordered by document, then by position in it):
 
-* ``remove_all``: token ``t`` is removed iff some window ``W(p)`` with ``p <= t < p + k``, lying inside
-  one document, occurs at least twice in the part (anywhere: same document or another one).
-* ``keep_first`` (default): token ``t`` is removed iff some window ``W(p)`` with ``p <= t < p + k``,
-  lying inside one document, also occurs at an *earlier* position ``q < p`` (an earlier document, or earlier
-  in the same document; overlapping occurrences count, so in ``a a a a a`` with ``k = 2`` the windows at
-  1, 2, 3 are later copies of the window at 0 and only the first ``a`` stays). This is Lee et al.'s "mark
-  the later duplicates": a passage repeated in documents 1, 2 and 3 stays in document 1 only. The first
-  occurrence of a window is never marked *as that window*, but its tokens can still be removed when they
-  are also covered by some other window that is itself a later copy (overlapping repeats).
+* ``remove_all`` (default): token ``t`` is removed iff some window ``W(p)`` with ``p <= t < p + k``, lying
+  inside one document, occurs at least twice (anywhere: same document or another one). This is what Lee et
+  al.'s tool, which RefinedWeb used, does: "a b c d is repeated twice. So we remove them both" (its README).
+* ``keep_first``: token ``t`` is removed iff some window ``W(p)`` covering it, inside one document, also
+  occurs at an *earlier* position ``q < p`` (overlapping occurrences count: in ``a a a a a`` with ``k = 2``
+  only the first ``a`` stays). A passage repeated in documents 1, 2 and 3 stays in document 1 only. The
+  first occurrence of a window is never marked as that window, but its tokens can still be removed when they
+  are also covered by another window that is itself a later copy.
 
 Removed token positions are merged into maximal ranges (overlapping and adjacent ones merge), per document.
 
@@ -61,15 +55,9 @@ Nothing else in the text changes. Untouched documents are returned unchanged (sa
 ``min_words`` whitespace-separated words remain. Documents with nothing removed are never dropped here
 (they passed the quality filters already; this stage only judges what it cut).
 
-Memory (peak, per token of the part; int32 suffix array): the concatenated token string 2 B, plus the
-largest of: tokenising (uint32 ids 4 B + their concatenation 4 B + mask 1 B, briefly), the prefilter (window
-hashes 8 B + mask 1 B), the suffix sort (byte-level suffix array 8 B, i.e. 4 B per byte at 2 bytes per token,
-+ token suffix array 4 B) and Kasai (suffix array 4 B + rank and LCP 8 B): about 14 B per token, plus
-~50 MB of fixed slice buffers (measured: 17 B per token on a 10.8M-token part, whether or not the
-prefilter reduces it). The regions' suffix array is smaller still. GPT-2 averages 2.8-3.5 bytes of UTF-8 per
-token on web text (less for non-Latin scripts), so a part of B bytes of text needs about 5 x B bytes of
-working memory on top of the input and output strings: ``max_part_bytes`` bounds it through
-``split_parts``.
+Memory of ``dedup_part`` (peak, per token; int32 suffix array): about 14-17 B per token, i.e. ~5 x the
+text's bytes. The corpus-wide path needs, per scan chunk of ``max_part_bytes`` of text, about 40 B per token
+(ids, window hashes, document and offset of every window), ~13 x the chunk's bytes.
 """
 
 from __future__ import annotations
@@ -91,8 +79,9 @@ __all__ = [
     "POLICIES",
     "dedup_part",
     "find_repeated_ranges",
-    "split_parts",
     "tokenize",
+    "window_records",
+    "cut_windows",
 ]
 
 POLICIES = ("keep_first", "remove_all")
@@ -143,27 +132,6 @@ class PartResult:
     duplicate_spans: int          # merged removed token ranges in the part
     tokens: int                   # GPT-2 tokens in the part
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (when asked for)
-
-
-# ----------------------------------------------------------------------------------------------- parts
-
-def split_parts(sizes: Sequence[int], max_part_bytes: int) -> list[range]:
-    """Group consecutive documents into parts of at most ``max_part_bytes`` (sum of ``sizes``, normally
-    UTF-8 bytes). A document larger than the budget on its own forms a part by itself. Order is kept, every
-    index appears exactly once, no part is empty."""
-    if max_part_bytes < 1:
-        raise UserError(f"exact_substring.max_part_bytes must be >= 1, got {max_part_bytes}")
-    parts: list[range] = []
-    start = 0
-    total = 0
-    for i, size in enumerate(sizes):
-        if i > start and total + size > max_part_bytes:
-            parts.append(range(start, i))
-            start, total = i, 0
-        total += size
-    if start < len(sizes):
-        parts.append(range(start, len(sizes)))
-    return parts
 
 
 # ------------------------------------------------------------------------------------------ tokenising

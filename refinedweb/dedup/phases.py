@@ -375,16 +375,24 @@ def check_hop_b(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     return _timed(started, part=part, candidate_pairs=int(len(edges)), pairs_after_check=int(len(kept)))
 
 
-def _round_input(storage, round_: int, step: str, partition: int) -> np.ndarray:
+CC_BYTES_PER_PAIR = 120     # a round's pairs, sorted and grouped, with their outputs
+
+
+def _round_input(storage, cfg: dict[str, Any], round_: int, step: str, partition: int) -> np.ndarray:
     arrays = load_arrays(storage, f"{WORK}/minhash/cc/r={round_:03d}/{step}/q={partition:05d}")
     pairs = np.concatenate(arrays) if arrays else np.empty((0, 2), np.uint64)
+    budget = max(task_budget_bytes(cfg), 32 << 20)
+    if len(pairs) * CC_BYTES_PER_PAIR > budget:
+        raise UserError(f"component round {round_}, partition {partition}: {len(pairs):,} pairs need "
+                        f"~{len(pairs) * CC_BYTES_PER_PAIR >> 20} MB, above the dedup task memory "
+                        f"({budget >> 20} MB): raise dedup.parts (or dedup.task_memory_mb)")
     return pairs[pairs[:, 0] != pairs[:, 1]]
 
 
 def cc_large_star(round_: int, partition: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     started = time.time()
     storage, _, _ = _open(cfg, output)
-    out, (count, checksum) = large_star(_round_input(storage, round_, "ls", partition))
+    out, (count, checksum) = large_star(_round_input(storage, cfg, round_, "ls", partition))
     _to_round(storage, cfg, round_, "ss", f"q{partition:05d}", out)
     return _timed(started, edges=count, checksum=checksum)
 
@@ -392,7 +400,7 @@ def cc_large_star(round_: int, partition: int, cfg: dict[str, Any], output: str)
 def cc_small_star(round_: int, partition: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     started = time.time()
     storage, _, _ = _open(cfg, output)
-    out, (count, checksum) = small_star(_round_input(storage, round_, "ss", partition))
+    out, (count, checksum) = small_star(_round_input(storage, cfg, round_, "ss", partition))
     _to_round(storage, cfg, round_ + 1, "ls", f"q{partition:05d}", out)
     return _timed(started, edges=count, checksum=checksum)
 
@@ -401,7 +409,7 @@ def cc_extract(round_: int, partition: int, cfg: dict[str, Any], output: str) ->
     """After convergence every component is a star around its earliest document: the others go."""
     started = time.time()
     storage, _, corpus = _open(cfg, output)
-    removed, roots = star_roots(_round_input(storage, round_, "ls", partition))
+    removed, roots = star_roots(_round_input(storage, cfg, round_, "ls", partition))
     _to_parts(storage, corpus, f"{WORK}/minhash/removed", f"q{partition:05d}", removed)
     return _timed(started, removed=int(len(removed)), clusters=roots)
 

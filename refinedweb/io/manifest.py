@@ -13,17 +13,23 @@ FORMAT = "refinedweb-manifest/1"
 
 
 def totals_of(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    totals: dict[str, Any] = {"shards": 0, "rows": 0, "tokens": 0, "bytes": 0, "languages": {}}
+    entries = list(entries)
+    totals: dict[str, Any] = {"shards": len(entries)}
+    for key in ("rows", "tokens", "bytes"):
+        totals[key] = sum(int(entry.get(key) or 0) for entry in entries)
+    totals["languages"] = counts_by(entries, "languages")
+    return totals
+
+
+def counts_by(entries: Iterable[dict[str, Any]], field: str) -> dict[str, dict[str, int]]:
+    """Rows and tokens per value of a per-shard breakdown (`languages`, `corpora`), most tokens first."""
+    out: dict[str, dict[str, int]] = {}
     for entry in entries:
-        totals["shards"] += 1
-        for key in ("rows", "tokens", "bytes"):
-            totals[key] += int(entry.get(key) or 0)
-        for language, counts in (entry.get("languages") or {}).items():
-            slot = totals["languages"].setdefault(language, {"rows": 0, "tokens": 0})
+        for name, counts in (entry.get(field) or {}).items():
+            slot = out.setdefault(name, {"rows": 0, "tokens": 0})
             slot["rows"] += counts["rows"]
             slot["tokens"] += counts["tokens"]
-    totals["languages"] = dict(sorted(totals["languages"].items(), key=lambda kv: -kv[1]["tokens"]))
-    return totals
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["tokens"]))
 
 
 def build_manifest(stage: str, folder: str, entries: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from .units import Units
 DEDUP_DIR = ph.DEDUP_DIR
 SUB_STAGES = ph.SUB_STAGES
 # in-memory bytes per record while a bucket is grouped (record, ordinal, sort order, sorted copies)
-BUCKET_BYTES = {"minhash": 48, "exact_substring": 56, "url": 96}
+BUCKET_BYTES = {"minhash": 64, "exact_substring": 64, "url": 96}
 CC_BYTES_PER_EDGE = 160      # union-find over all pairs at once: both ends, unique, inverse, parents
 MAX_CC_ROUNDS = 200
 
@@ -90,6 +90,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
             t0 = time.time()
             if stage == "minhash":
                 extras[stage] = _minhash(units, cfg, uri, parts, budget, part_keys, log)
+                _spent(storage, dcfg, f"{ph.WORK}/minhash/records")
+                _spent(storage, dcfg, f"{ph.WORK}/minhash/cc")
             elif stage == "exact_substring":
                 scans = units.run("exact-scan", ph.scan_exact, {k: (p, cfg, uri) for p, k in part_keys.items()})
                 passes = _passes(scans, BUCKET_BYTES[stage], budget)
@@ -98,6 +100,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
                 extras[stage] = {key: sum(r[key] for r in buckets)
                                  for key in ("windows", "repeated_windows", "marked_windows")}
                 extras[stage]["tokens"] = sum(s["tokens"] for s in scans)
+                _spent(storage, dcfg, f"{ph.WORK}/exact_substring/records")
                 log(f"[dedup] exact_substring: {extras[stage]['tokens']:,} tokens, "
                     f"{extras[stage]['repeated_windows']:,} windows repeated, {time.time() - t0:.1f}s")
             else:
@@ -107,6 +110,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
                 buckets = units.run("url-bucket", ph.url_bucket,
                                     {f"b={b:05d}": (b, n, priority_type, cfg, uri) for b, n in enumerate(passes)})
                 extras[stage] = {key: sum(r[key] for r in buckets) for key in ("duplicates_in_run", "seen_in_earlier_runs")}
+                _spent(storage, dcfg, f"{ph.WORK}/url/records")
                 log(f"[dedup] url: {extras[stage]['duplicates_in_run']:,} duplicate URL(s), "
                     f"{extras[stage]['seen_in_earlier_runs']:,} seen in earlier runs, {time.time() - t0:.1f}s")
         t0 = time.time()
@@ -135,6 +139,12 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         storage.delete_tree(ph.WORK)
     return summary
 
+
+
+def _spent(storage, dcfg: dict[str, Any], folder: str) -> None:
+    """A shuffle's records are read by its bucket phase only: once that is done, free the disk early."""
+    if not dcfg["keep_work"]:
+        storage.delete_tree(folder)
 
 
 def _passes(scans: list[dict[str, Any]], bytes_per_record: int, budget: int) -> list[int]:

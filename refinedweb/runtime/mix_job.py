@@ -12,7 +12,7 @@ import yaml
 
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
-from ..io.manifest import write_manifest
+from ..io.manifest import counts_by, write_manifest
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
@@ -85,7 +85,7 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
                              for i, shard in enumerate(shards)})
     entries = [e for result in written for e in result["shards"]]
     manifest = write_manifest(storage, "mix", MIX_DIR, entries, config_fingerprint=state.fingerprint,
-                              corpora=_corpora(entries))
+                              corpora=counts_by(entries, "corpora"))
     report = _report(mix, plans, manifest, time.time() - started, units.resumed)
     report.update(memory_report([*scans, *units.results], base_cfg, "mix", log))
     storage.write_json(REPORT, report)
@@ -127,16 +127,6 @@ def _output_schema(scans: list[dict[str, Any]]) -> pa.Schema:
     schemas = [pa.schema([f for f in sch if f.name != CORPUS]) for sch in schemas]
     unified = pa.unify_schemas(schemas + [pa.schema([(TOKENS, pa.int64())])], promote_options="permissive")
     return unified.append(pa.field(CORPUS, pa.string()))
-
-
-def _corpora(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for entry in entries:
-        for name, counts in (entry.get("corpora") or {}).items():
-            slot = out.setdefault(name, {"rows": 0, "tokens": 0})
-            slot["rows"] += counts["rows"]
-            slot["tokens"] += counts["tokens"]
-    return out
 
 
 def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resumed: int) -> dict[str, Any]:
