@@ -149,6 +149,7 @@ def test_work_split_never_changes_the_result(planted, reference, sets, tmp_path)
             assert stats["stages"][stage][key] == expected_stats["stages"][stage][key], (stage, key)
     if "dedup.task_memory_mb=0.01" in sets:
         assert "round" in stats["stages"]["minhash"]["components"]
+        assert all(stats["stages"][s]["max_passes"] > 1 for s in ("minhash", "exact_substring"))
 
 
 def test_planted_duplicates_are_found_across_the_whole_corpus(planted, reference):

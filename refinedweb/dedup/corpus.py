@@ -9,7 +9,7 @@ any ordinal is a binary search. Parts bound how much one task reads; they never 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Iterator
 
@@ -30,6 +30,8 @@ class Corpus:
     rows: tuple[int, ...]          # rows per file
     parts: int
     schema_hex: str = ""           # the inputs' unified Arrow schema (IPC bytes, hex): every output row gets it
+    text_bytes: int = 0            # uncompressed bytes of the text column (from the footers)
+    buckets: dict = field(default_factory=dict)    # shuffle buckets per sub-stage (see `plan_buckets`)
 
     @property
     def documents(self) -> int:
@@ -67,17 +69,27 @@ class Corpus:
 
     def to_json(self) -> str:
         return json.dumps({"files": list(self.files), "rows": list(self.rows), "parts": self.parts,
-                           "schema": self.schema_hex})
+                           "schema": self.schema_hex, "text_bytes": self.text_bytes, "buckets": self.buckets})
 
     @classmethod
     def from_json(cls, text: str) -> "Corpus":
         data = json.loads(text)
-        return cls(tuple(data["files"]), tuple(data["rows"]), int(data["parts"]), data.get("schema", ""))
+        return cls(tuple(data["files"]), tuple(data["rows"]), int(data["parts"]), data.get("schema", ""),
+                   int(data.get("text_bytes", 0)), dict(data.get("buckets", {})))
 
 
-def plan_corpus(files: list[str], parts: int, fetch: FetchConfig) -> Corpus:
-    """Read every input's footer (row count, columns): a missing column is a user error found before work."""
+def with_plan(corpus: Corpus, parts: int, buckets: dict[str, int]) -> Corpus:
+    out = replace(corpus, parts=parts, buckets=dict(buckets))
+    if out.documents and max(np.diff(out.part_starts)) >= 1 << 32:
+        raise UserError(f"dedup.parts={parts} leaves more than 2**32 documents in a part: raise dedup.parts")
+    return out
+
+
+def plan_corpus(files: list[str], fetch: FetchConfig) -> Corpus:
+    """Read every input's footer (row count, columns, text size): a missing column is a user error found
+    before any work. The parts and buckets are planned afterwards (`with_plan`)."""
     rows, schemas = [], []
+    text_bytes = 0
     for uri in files:
         try:
             meta = open_parquet(uri, fetch)
@@ -91,14 +103,14 @@ def plan_corpus(files: list[str], parts: int, fetch: FetchConfig) -> Corpus:
                             f"(dedup needs {', '.join(REQUIRED_COLUMNS)})")
         rows.append(int(meta.metadata.num_rows))
         schemas.append(meta.schema_arrow)
+        column = meta.schema_arrow.names.index("text")
+        text_bytes += sum(meta.metadata.row_group(g).column(column).total_uncompressed_size
+                          for g in range(meta.metadata.num_row_groups))
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UserError(f"the Parquet inputs' columns do not agree: {exc}") from None
-    corpus = Corpus(tuple(files), tuple(rows), parts, schema.serialize().to_pybytes().hex())
-    if corpus.documents and max(np.diff(corpus.part_starts)) >= 1 << 32:
-        raise UserError(f"dedup.parts={parts} leaves more than 2**32 documents in a part: raise dedup.parts")
-    return corpus
+    return Corpus(tuple(files), tuple(rows), 1, schema.serialize().to_pybytes().hex(), text_bytes)
 
 
 @lru_cache(maxsize=4)

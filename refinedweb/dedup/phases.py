@@ -5,7 +5,7 @@ Deduplication is corpus-wide: whatever the split of the work, two copies meet. E
 keyed records to buckets (`shuffle.py`); bucket tasks group equal keys and write their decisions back to
 the parts; a last phase streams every part once more, applies every decision and writes the shards.
 
-  minhash          scan: 450 band keys per document -> buckets (parts x band_groups); bucket: documents
+  minhash          scan: 450 band keys per document -> buckets (see `plan`); bucket: documents
                    sharing a band key -> candidate pairs (reduced to stars per bucket); [jaccard_check: two
                    hops join both texts' shingles to each pair]; connected components over the whole
                    corpus (in one task when the pairs fit its memory, else large-star/small-star rounds
@@ -18,7 +18,7 @@ the parts; a last phase streams every part once more, applies every decision and
 
 Layout under `<output>/_work/dedup/` (deleted after a successful run unless `dedup.keep_work`):
   corpus.json                              the input files, their row counts, the part count
-  <stage>/records/b=B/p=P.bin              a scan's records of part P for bucket B
+  <stage>/records/p=P.bin                  a scan's records of part P, bucket after bucket
   minhash/cc/r=R/{ls,ss}/q=Q/from=X.npy    edges of component round R, partition Q
   minhash/check/{a,b}/p=P/from=X.(npy|npz) the Jaccard check's two hops
   <stage>/removed/p=P/from=X.npy           part-local rows removed (minhash, url)
@@ -69,11 +69,6 @@ def _open(cfg: dict[str, Any], output: str) -> tuple[Any, FetchConfig, Corpus]:
 def _stages_before(cfg: dict[str, Any], stage: str) -> list[str]:
     stages = list(cfg["dedup"]["stages"])
     return stages[:stages.index(stage)]
-
-
-def _buckets(cfg: dict[str, Any], stage: str) -> int:
-    parts = int(cfg["dedup"]["parts"])
-    return parts * int(cfg["dedup"]["minhash"]["band_groups"]) if stage == "minhash" else parts
 
 
 def _timed(started: float, **values: Any) -> dict[str, Any]:
@@ -205,9 +200,8 @@ def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     storage, fetch, corpus = _open(cfg, output)
     mcfg = cfg["dedup"]["minhash"]
     hasher = MinHasher(MinHashConfig.from_config(mcfg))
-    bands, groups, parts = hasher.cfg.bands, int(mcfg["band_groups"]), int(cfg["dedup"]["parts"])
-    group_of_band = np.arange(bands) * groups // bands
-    writer = BucketWriter(storage, f"{WORK}/minhash/records", part, parts * groups, BAND_RECORD)
+    bands = hasher.cfg.bands
+    writer = BucketWriter(storage, f"{WORK}/minhash/records", part, corpus.buckets["minhash"], BAND_RECORD)
     docs = 0
     try:
         with Decisions(storage, cfg, part, _stages_before(cfg, "minhash")) as decisions:
@@ -223,8 +217,7 @@ def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
                 records = np.empty(keys.size, dtype=BAND_RECORD)
                 records["key"] = keys.reshape(-1)
                 records["row"] = np.repeat(rows[with_words], bands)
-                band = np.tile(np.arange(bands), len(keys))
-                writer.add(records, group_of_band[band] * parts + (records["key"] % np.uint64(parts)).astype(np.int64))
+                writer.add(records)         # band keys carry their band (per-band seeds): one key space
                 docs += len(keys)
         counts = writer.close()
     except BaseException:
@@ -233,7 +226,7 @@ def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     return _timed(started, part=part, docs=docs, records=counts)
 
 
-def minhash_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+def minhash_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Documents sharing a band key are candidates: star pairs (earliest, other) per key. Without the
     Jaccard check the bucket's pairs are reduced to their components (a star per component) and sent to
     the component rounds; with it, sent to the check's first hop."""
@@ -241,7 +234,7 @@ def minhash_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -
     storage, _, corpus = _open(cfg, output)
     starts = corpus.part_starts
     edges = []
-    for records, parts in read_bucket(storage, f"{WORK}/minhash/records", bucket, BAND_RECORD, passes):
+    for records, parts in read_bucket(storage, f"{WORK}/minhash/records", segments, BAND_RECORD, passes):
         ordinals = (starts[parts] + records["row"]).astype(np.uint64)
         edges.append(_star_pairs(records["key"], ordinals))
         del records, parts, ordinals
@@ -251,7 +244,7 @@ def minhash_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -
         _edges_to_parts(storage, corpus, f"{WORK}/minhash/check/a", f"b{bucket:05d}", edges)
     else:
         edges = _reduce_to_stars(edges)
-        _to_round(storage, cfg, 0, "ls", f"b{bucket:05d}", edges)
+        _to_round(storage, corpus, 0, "ls", f"b{bucket:05d}", edges)
     return _timed(started, bucket=bucket, passes=passes, pairs=pairs, edges=int(len(edges)))
 
 
@@ -288,11 +281,11 @@ def _route(storage, folder: str, name: str, pairs: np.ndarray, partitions: int) 
         save_array(storage, f"{folder}/q={q:05d}/from={name}.npy", pairs[target == q])
 
 
-def _to_round(storage, cfg: dict[str, Any], round_: int, step: str, name: str, edges: np.ndarray) -> None:
+def _to_round(storage, corpus: Corpus, round_: int, step: str, name: str, edges: np.ndarray) -> None:
     edges = np.asarray(edges, dtype=np.uint64).reshape(-1, 2)
     if step == "ls":              # large-star needs every edge at both of its ends
         edges = np.concatenate([edges, edges[:, ::-1]])
-    _route(storage, f"{WORK}/minhash/cc/r={round_:03d}/{step}", name, edges, int(cfg["dedup"]["parts"]))
+    _route(storage, f"{WORK}/minhash/cc/r={round_:03d}/{step}", name, edges, corpus.parts)
 
 
 def _edges_to_parts(storage, corpus: Corpus, folder: str, name: str, edges: np.ndarray, by: int = 0) -> None:
@@ -371,7 +364,7 @@ def check_hop_b(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             if union and len(np.intersect1d(sa, sb, assume_unique=True)) / union >= threshold:
                 kept.append((a, b))
     kept = np.array(kept, dtype=np.uint64).reshape(-1, 2)
-    _to_round(storage, cfg, 0, "ls", f"p{part:05d}", _reduce_to_stars(kept))
+    _to_round(storage, corpus, 0, "ls", f"p{part:05d}", _reduce_to_stars(kept))
     return _timed(started, part=part, candidate_pairs=int(len(edges)), pairs_after_check=int(len(kept)))
 
 
@@ -391,17 +384,17 @@ def _round_input(storage, cfg: dict[str, Any], round_: int, step: str, partition
 
 def cc_large_star(round_: int, partition: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     started = time.time()
-    storage, _, _ = _open(cfg, output)
+    storage, _, corpus = _open(cfg, output)
     out, (count, checksum) = large_star(_round_input(storage, cfg, round_, "ls", partition))
-    _to_round(storage, cfg, round_, "ss", f"q{partition:05d}", out)
+    _to_round(storage, corpus, round_, "ss", f"q{partition:05d}", out)
     return _timed(started, edges=count, checksum=checksum)
 
 
 def cc_small_star(round_: int, partition: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     started = time.time()
-    storage, _, _ = _open(cfg, output)
+    storage, _, corpus = _open(cfg, output)
     out, (count, checksum) = small_star(_round_input(storage, cfg, round_, "ss", partition))
-    _to_round(storage, cfg, round_ + 1, "ls", f"q{partition:05d}", out)
+    _to_round(storage, corpus, round_ + 1, "ls", f"q{partition:05d}", out)
     return _timed(started, edges=count, checksum=checksum)
 
 
@@ -438,7 +431,7 @@ def scan_exact(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     started = time.time()
     storage, fetch, corpus = _open(cfg, output)
     ecfg = ExactSubstringConfig.from_config(cfg["dedup"]["exact_substring"])
-    writer = BucketWriter(storage, f"{WORK}/exact_substring/records", part, _buckets(cfg, "exact_substring"),
+    writer = BucketWriter(storage, f"{WORK}/exact_substring/records", part, corpus.buckets["exact_substring"],
                           WINDOW_RECORD)
     pending_rows: list[int] = []
     pending_texts: list[str] = []
@@ -481,7 +474,7 @@ def scan_exact(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     return _timed(started, part=part, tokens=tokens, records=counts)
 
 
-def exact_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+def exact_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Windows whose hash occurs more than once: every occurrence (remove_all) or all but the earliest
     (keep_first) is marked, and the marks are sent to the parts."""
     started = time.time()
@@ -489,7 +482,7 @@ def exact_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -> 
     keep_first = cfg["dedup"]["exact_substring"]["policy"] == "keep_first"
     starts = corpus.part_starts
     windows = repeated = marked = 0
-    for k, (records, parts) in enumerate(read_bucket(storage, f"{WORK}/exact_substring/records", bucket,
+    for k, (records, parts) in enumerate(read_bucket(storage, f"{WORK}/exact_substring/records", segments,
                                                      WINDOW_RECORD, passes)):
         windows += len(records)
         if not len(records):
@@ -551,7 +544,7 @@ def scan_url(part: int, priority_type: str | None, cfg: dict[str, Any], output: 
     storage, fetch, corpus = _open(cfg, output)
     priority = cfg["dedup"]["url"]["priority"]
     dtype = priority_dtype(_arrow_type(priority_type))
-    writer = BucketWriter(storage, f"{WORK}/url/records", part, _buckets(cfg, "url"), dtype)
+    writer = BucketWriter(storage, f"{WORK}/url/records", part, corpus.buckets["url"], dtype)
     columns = ["text", "url"] + ([priority] if priority else [])
     docs = 0
     try:
@@ -578,7 +571,7 @@ def _arrow_type(name: str | None) -> pa.DataType | None:
     return pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(name))).field(0).type
 
 
-def url_bucket(bucket: int, passes: int, priority_type: str | None, cfg: dict[str, Any],
+def url_bucket(bucket: int, passes: int, segments: list, priority_type: str | None, cfg: dict[str, Any],
                output: str) -> dict[str, Any]:
     """One document per normalised URL: the highest priority (else the earliest); and none whose URL an
     earlier run kept (`dedup.url.seen`)."""
@@ -588,7 +581,7 @@ def url_bucket(bucket: int, passes: int, priority_type: str | None, cfg: dict[st
     starts = corpus.part_starts
     seen = SeenUrls(cfg["dedup"]["url"]["seen"], fetch)
     within = earlier = 0
-    for k, (records, parts) in enumerate(read_bucket(storage, f"{WORK}/url/records", bucket, dtype, passes)):
+    for k, (records, parts) in enumerate(read_bucket(storage, f"{WORK}/url/records", segments, dtype, passes)):
         if not len(records):
             continue
         ordinals = starts[parts] + records["row"].astype(np.int64)

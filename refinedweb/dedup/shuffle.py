@@ -1,17 +1,19 @@
 """Shuffling fixed-size records to buckets on disk/S3, and reading one bucket within a memory budget.
 
 Every corpus-wide dedup decision (which band keys, 50-token windows or URLs are shared) is a group-by over
-a 64-bit key. A scan task routes its records to `buckets` by key (`key % buckets`) and writes one file per
-bucket (`<folder>/b=BBBBB/p=PPPPP.bin`, raw little-endian records, the part in the name); a bucket task
-reads every part's file of its bucket, so records with one key always meet in one task. A bucket larger
-than the task's memory budget is read in several passes, each taking the keys of one slice of the key
-space (`(key >> 32) % passes`), so equal keys still meet: the budget changes the number of passes, never
-the result.
+a 64-bit key. A scan task routes its records to `buckets` by key (`key % buckets`) and writes *one* file,
+`<folder>/p=PPPPP.bin`: raw little-endian records, bucket after bucket (a sort-based shuffle: its
+per-bucket counts, returned by the task, locate each bucket's segment). A bucket task reads its segment of
+every part's file (a memory map, or one ranged GET on S3), so records with one key always meet in one
+task, and the number of files grows with the parts, not with parts x buckets. A bucket larger than the
+task's memory budget is read in several passes, each taking the keys of one slice of the key space
+(`(key >> 32) % passes`), so equal keys still meet: the budget changes the number of passes, never the
+result.
 """
 
-from __future__ import annotations
-
 import os
+import shutil
+import tempfile
 from contextlib import ExitStack
 from typing import Any, Iterator
 
@@ -34,18 +36,19 @@ def bucket_of(keys: np.ndarray, buckets: int) -> np.ndarray:
     return (np.asarray(keys, dtype=np.uint64) % np.uint64(buckets)).astype(np.int64)
 
 
-def bucket_file(folder: str, bucket: int, part: int) -> str:
-    return f"{folder}/b={bucket:05d}/p={part:05d}.bin"
+def records_file(folder: str, part: int) -> str:
+    return f"{folder}/p={part:05d}.bin"
 
 
 class BucketWriter:
-    """Appends records (a numpy structured array with a uint64 `key` field) to one file per bucket;
-    `close` commits the files (atomically, deterministic names) and returns records per bucket."""
+    """Routes records (a numpy structured array with a uint64 `key` field) to buckets, in local temporary
+    files per bucket; `close` writes the part's one file, bucket after bucket, commits it (atomically,
+    deterministic name) and returns the records per bucket."""
 
     def __init__(self, storage, folder: str, part: int, buckets: int, dtype: np.dtype):
         self.storage, self.folder, self.part, self.buckets, self.dtype = storage, folder, part, buckets, dtype
         self.counts = np.zeros(buckets, dtype=np.int64)
-        self.temps: dict[int, str] = {}
+        self.spool = tempfile.mkdtemp(prefix="refinedweb-shuffle-")
 
     def add(self, records: np.ndarray, buckets: np.ndarray | None = None) -> None:
         """Route `records` by key (or by the given bucket of each record) and append them."""
@@ -57,49 +60,60 @@ class BucketWriter:
         records = records[order]
         bounds = np.searchsorted(target, np.arange(self.buckets + 1))
         for b in np.flatnonzero(np.diff(bounds)):
-            chunk = records[bounds[b]:bounds[b + 1]]
-            if b not in self.temps:
-                self.temps[b] = self.storage.temp_path(bucket_file(self.folder, int(b), self.part))
-            with open(self.temps[b], "ab") as fh:
-                chunk.tofile(fh)
-            self.counts[b] += len(chunk)
+            with open(os.path.join(self.spool, f"{b}.bin"), "ab") as fh:
+                records[bounds[b]:bounds[b + 1]].tofile(fh)
+            self.counts[b] += bounds[b + 1] - bounds[b]
 
     def close(self) -> list[int]:
-        for b, tmp in sorted(self.temps.items()):
-            self.storage.commit(tmp, bucket_file(self.folder, int(b), self.part))
-        self.temps = {}
+        relpath = records_file(self.folder, self.part)
+        tmp = self.storage.temp_path(relpath)
+        try:
+            with open(tmp, "wb") as out:
+                for b in np.flatnonzero(self.counts):
+                    with open(os.path.join(self.spool, f"{b}.bin"), "rb") as fh:
+                        shutil.copyfileobj(fh, out, 1 << 20)
+            self.storage.commit(tmp, relpath)
+        except BaseException:
+            self.storage.discard(tmp)
+            raise
+        finally:
+            shutil.rmtree(self.spool, ignore_errors=True)
         return self.counts.tolist()
 
     def abort(self) -> None:
-        for tmp in self.temps.values():
-            self.storage.discard(tmp)
-        self.temps = {}
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+
+def bucket_segments(scans: list[dict[str, Any]], bucket: int) -> list[tuple[int, int, int]]:
+    """(part, first record, records) of the bucket in every part's file, from the scans' per-bucket counts."""
+    out = []
+    for scan in scans:
+        counts = scan["records"]
+        if counts[bucket]:
+            out.append((int(scan["part"]), int(sum(counts[:bucket])), int(counts[bucket])))
+    return out
 
 
 def passes_for(records: int, bytes_per_record: int, budget_bytes: int) -> int:
     return max(1, -(-records * bytes_per_record // max(1, budget_bytes)))
 
 
-def read_bucket(storage, folder: str, bucket: int, dtype: np.dtype, passes: int = 1
+def read_bucket(storage, folder: str, segments: list[tuple[int, int, int]], dtype: np.dtype, passes: int = 1
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """For each pass: (records, part of each record), the records of every part's file of the bucket
-    whose key falls in the pass's slice of the key space. Files are memory-mapped (S3: downloaded to a
-    temporary file first), so a pass holds only its own records."""
-    files = storage.list(f"{folder}/b={bucket:05d}", "p=*.bin")
+    """For each pass: (records, part of each record), the bucket's records from every part's file whose key
+    falls in the pass's slice of the key space. Segments are memory-mapped (S3: fetched once to a temporary
+    file), so a pass holds only its own records."""
+    dtype = np.dtype(dtype)
     with ExitStack() as stack:
         maps = []
-        for relpath in files:
-            path = stack.enter_context(storage.local_copy(relpath))
-            if os.path.getsize(path):
-                part = int(relpath.rsplit("p=", 1)[1].split(".")[0])
-                maps.append((part, np.memmap(path, dtype=dtype, mode="r")))
+        for part, first, count in segments:
+            path, offset = stack.enter_context(storage.local_range(records_file(folder, part),
+                                                                   first * dtype.itemsize, count * dtype.itemsize))
+            maps.append((part, np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))))
         for k in range(passes):
             chunks, parts = [], []
             for part, records in maps:
-                if passes == 1:
-                    chosen = np.array(records)
-                else:
-                    chosen = _select(records, k, passes)
+                chosen = np.array(records) if passes == 1 else _select(records, k, passes)
                 chunks.append(chosen)
                 parts.append(np.full(len(chosen), part, dtype=np.int64))
             if chunks:

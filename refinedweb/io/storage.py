@@ -133,6 +133,11 @@ class LocalStorage(_Storage):
         """A local path to read the file from (the file itself here)."""
         yield str(self._path(relpath))
 
+    @contextmanager
+    def local_range(self, relpath: str, start: int, length: int):
+        """(local path, offset) where bytes [start, start + length) of the file can be read."""
+        yield str(self._path(relpath)), start
+
     def delete_tree(self, prefix: str) -> None:
         """Remove the folder `prefix` and everything under it (`--overwrite`)."""
         path = self._path(prefix)
@@ -258,6 +263,22 @@ class S3Storage(_Storage):
         try:
             self.client.download_file(self.bucket, self.key(relpath), tmp)
             yield tmp
+        finally:
+            self.discard(tmp)
+
+    @contextmanager
+    def local_range(self, relpath: str, start: int, length: int):
+        """(local path, offset): bytes [start, start + length) of the object, fetched with one ranged GET
+        into a temporary file (removed afterwards)."""
+        fd, tmp = tempfile.mkstemp(prefix="refinedweb-range-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if length:
+                    body = self.client.get_object(Bucket=self.bucket, Key=self.key(relpath),
+                                                  Range=f"bytes={start}-{start + length - 1}")["Body"]
+                    for block in iter(lambda: body.read(1 << 20), b""):
+                        fh.write(block)
+            yield tmp, 0
         finally:
             self.discard(tmp)
 

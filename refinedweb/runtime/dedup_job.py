@@ -9,8 +9,8 @@ import time
 from typing import Any, Callable
 
 from ..dedup import phases as ph
-from ..dedup.corpus import plan_corpus
-from ..dedup.shuffle import passes_for, task_budget_bytes
+from ..dedup.corpus import Corpus, plan_corpus, with_plan
+from ..dedup.shuffle import bucket_segments, passes_for, task_budget_bytes
 from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
@@ -20,7 +20,7 @@ from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
 from ..stats import STATS
 from .ray_runner import RayRuntime, memory_report
-from .run_state import DEDUP_SECTIONS, StageState, digest
+from .run_state import DEDUP_SECTIONS, StageState, digest, write_marker
 from .units import Units
 
 DEDUP_DIR = ph.DEDUP_DIR
@@ -39,8 +39,9 @@ def check_dedup_config(dcfg: dict[str, Any]) -> None:
                         f"{', '.join(SUB_STAGES)}")
     if len(set(stages)) != len(stages):
         raise UserError("dedup.stages lists a stage twice")
-    if int(dcfg["parts"]) < 1:
-        raise UserError("dedup.parts must be >= 1")
+    parts = dcfg["parts"]
+    if parts != "auto" and (isinstance(parts, bool) or not isinstance(parts, int) or parts < 1):
+        raise UserError(f"dedup.parts must be auto or an integer >= 1, got {parts!r}")
     if not 1 <= int(dcfg["minhash"]["band_groups"]) <= int(dcfg["minhash"]["bands"]):
         raise UserError("dedup.minhash.band_groups must be between 1 and dedup.minhash.bands")
     from ..dedup.exact_substring import ExactSubstringConfig
@@ -58,10 +59,9 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     of every phase leaves a completion marker, so a re-run after a crash redoes only unfinished units."""
     dcfg = cfg["dedup"]
     check_dedup_config(dcfg)
-    parts = int(dcfg["parts"])
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
-    corpus = plan_corpus(files, parts, fetch)
+    corpus = plan_corpus(files, fetch)
     priority = dcfg["url"]["priority"]
     priority_type = None
     if priority and "url" in dcfg["stages"]:
@@ -75,16 +75,23 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     storage = open_storage(output, fetch)
     state = StageState(storage, DEDUP_DIR, cfg, DEDUP_SECTIONS)
     state.prepare(overwrite, log, extra_folders=(ph.WORK,), inputs_digest=_inputs_digest(files, storage.uri))
+    started = time.time()
+    owned = runtime is None
+    runtime = runtime or RayRuntime.for_config(cfg, workers, ray_address)
+    budget = task_budget_bytes(cfg)
+    plan = state.completed("plan-").get("plan-all")
+    if plan is None:            # a resumed run keeps the plan its intermediate data was made with
+        plan = plan_work(cfg, corpus, budget, _cpus(runtime, cfg, workers, ray_address))
+        write_marker(storage, DEDUP_DIR, "plan-all", plan)
+    corpus = with_plan(corpus, plan["parts"], plan["buckets"])
+    parts = corpus.parts
     storage.write_text(ph.CORPUS, corpus.to_json())
     log(f"[dedup] {len(files)} Parquet file(s), {corpus.documents:,} documents in {parts} part(s), "
         f"stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
-    started = time.time()
-    owned = runtime is None
-    budget = task_budget_bytes(cfg)
     extras: dict[str, dict[str, Any]] = {}
     uri = storage.uri
     part_keys = {p: f"p={p:05d}" for p in range(parts)}
-    with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
+    with runtime.session(owned) as runtime:
         units = Units(runtime, state, fetch, int(cfg["run"]["max_retries"]))
         for stage in dcfg["stages"]:
             t0 = time.time()
@@ -94,22 +101,23 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
                 _spent(storage, dcfg, f"{ph.WORK}/minhash/cc")
             elif stage == "exact_substring":
                 scans = units.run("exact-scan", ph.scan_exact, {k: (p, cfg, uri) for p, k in part_keys.items()})
-                passes = _passes(scans, BUCKET_BYTES[stage], budget)
                 buckets = units.run("exact-bucket", ph.exact_bucket,
-                                    {f"b={b:05d}": (b, n, cfg, uri) for b, n in enumerate(passes)})
+                                    {f"b={b:05d}": (b, n, seg, cfg, uri) for b, n, seg in _buckets(scans, stage, budget)})
                 extras[stage] = {key: sum(r[key] for r in buckets)
                                  for key in ("windows", "repeated_windows", "marked_windows")}
                 extras[stage]["tokens"] = sum(s["tokens"] for s in scans)
+                extras[stage].update(_bucket_stats(buckets))
                 _spent(storage, dcfg, f"{ph.WORK}/exact_substring/records")
                 log(f"[dedup] exact_substring: {extras[stage]['tokens']:,} tokens, "
                     f"{extras[stage]['repeated_windows']:,} windows repeated, {time.time() - t0:.1f}s")
             else:
                 scans = units.run("url-scan", ph.scan_url,
                                   {k: (p, priority_type, cfg, uri) for p, k in part_keys.items()})
-                passes = _passes(scans, BUCKET_BYTES[stage], budget)
                 buckets = units.run("url-bucket", ph.url_bucket,
-                                    {f"b={b:05d}": (b, n, priority_type, cfg, uri) for b, n in enumerate(passes)})
+                                    {f"b={b:05d}": (b, n, seg, priority_type, cfg, uri)
+                                     for b, n, seg in _buckets(scans, stage, budget)})
                 extras[stage] = {key: sum(r[key] for r in buckets) for key in ("duplicates_in_run", "seen_in_earlier_runs")}
+                extras[stage].update(_bucket_stats(buckets))
                 _spent(storage, dcfg, f"{ph.WORK}/url/records")
                 log(f"[dedup] url: {extras[stage]['duplicates_in_run']:,} duplicate URL(s), "
                     f"{extras[stage]['seen_in_earlier_runs']:,} seen in earlier runs, {time.time() - t0:.1f}s")
@@ -141,16 +149,58 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
 
 
 
+PARTS_AUTO_DOCUMENTS = 1_000_000     # `parts: auto`: at most this many documents per part...
+PARTS_AUTO_PER_CPU = 2               # ...and at least two parts per CPU (so every core has scans to run)
+MAX_BUCKETS, BUCKETS_PER_PART = 8192, 64
+GPT2_BYTES_PER_TOKEN = 3.0           # a low estimate of web text's UTF-8 bytes per GPT-2 token
+
+
+def plan_work(cfg: dict[str, Any], corpus: Corpus, budget: int, cpus: int) -> dict[str, Any]:
+    """How the work is split: parts (scans and output, `dedup.parts`) and shuffle buckets per sub-stage,
+    enough that a bucket's records fit the task budget in one pass (estimated from the footers). None of
+    it changes what is found; it is stored with the first run so that a resumed run reuses it."""
+    dcfg = cfg["dedup"]
+    n = corpus.documents
+    parts = dcfg["parts"]
+    if parts == "auto":
+        parts = max(PARTS_AUTO_PER_CPU * cpus, -(-n // PARTS_AUTO_DOCUMENTS))
+        parts = max(1, min(parts, n // 1000))           # no tiny parts for a tiny corpus
+    parts = int(parts)
+    records = {"minhash": n * int(dcfg["minhash"]["bands"]), "url": n,
+               "exact_substring": int(corpus.text_bytes / GPT2_BYTES_PER_TOKEN)}
+    floor = {"minhash": parts * int(dcfg["minhash"]["band_groups"]), "exact_substring": parts, "url": parts}
+    # more buckets than that only cost files and driver bookkeeping: a bigger bucket is read in passes
+    cap = min(MAX_BUCKETS, BUCKETS_PER_PART * parts)
+    buckets = {stage: max(floor[stage], min(cap, passes_for(records[stage], BUCKET_BYTES[stage], budget)))
+               for stage in SUB_STAGES}
+    return {"parts": parts, "buckets": buckets}
+
+
+def _cpus(runtime, cfg: dict[str, Any], workers: int | None, address: str | None) -> int:
+    if workers or cfg["run"].get("workers"):
+        return int(workers or cfg["run"]["workers"])
+    if address:                                  # a cluster: the CPUs it has
+        return int(runtime.start().slots)
+    return os.cpu_count() or 1
+
+
+def _bucket_stats(results: list[dict[str, Any]]) -> dict[str, int]:
+    return {"buckets": len(results), "max_passes": max((r["passes"] for r in results), default=0)}
+
+
 def _spent(storage, dcfg: dict[str, Any], folder: str) -> None:
     """A shuffle's records are read by its bucket phase only: once that is done, free the disk early."""
     if not dcfg["keep_work"]:
         storage.delete_tree(folder)
 
 
-def _passes(scans: list[dict[str, Any]], bytes_per_record: int, budget: int) -> list[int]:
-    """Passes each bucket needs to stay within the task budget (from the records the scans routed to it)."""
-    totals = [sum(col) for col in zip(*(s["records"] for s in scans))] if scans else []
-    return [passes_for(t, bytes_per_record, budget) for t in totals]
+def _buckets(scans: list[dict[str, Any]], stage: str, budget: int) -> list[tuple[int, int, list]]:
+    """(bucket, passes to stay within the task budget, its segments in the parts' record files)."""
+    out = []
+    for b in range(len(scans[0]["records"]) if scans else 0):
+        segments = bucket_segments(scans, b)
+        out.append((b, passes_for(sum(n for _, _, n in segments), BUCKET_BYTES[stage], budget), segments))
+    return out
 
 
 def _minhash(units: Units, cfg: dict[str, Any], uri: str, parts: int, budget: int,
@@ -158,11 +208,10 @@ def _minhash(units: Units, cfg: dict[str, Any], uri: str, parts: int, budget: in
     t0 = time.time()
     mcfg = cfg["dedup"]["minhash"]
     scans = units.run("minhash-scan", ph.scan_minhash, {k: (p, cfg, uri) for p, k in part_keys.items()})
-    passes = _passes(scans, BUCKET_BYTES["minhash"], budget)
     buckets = units.run("minhash-bucket", ph.minhash_bucket,
-                        {f"b={b:05d}": (b, n, cfg, uri) for b, n in enumerate(passes)})
+                        {f"b={b:05d}": (b, n, seg, cfg, uri) for b, n, seg in _buckets(scans, "minhash", budget)})
     out: dict[str, Any] = {"band_keys": sum(sum(s["records"]) for s in scans),
-                           "bucket_pairs": sum(b["pairs"] for b in buckets)}
+                           "bucket_pairs": sum(b["pairs"] for b in buckets), **_bucket_stats(buckets)}
     edges = sum(b["edges"] for b in buckets)
     if mcfg["jaccard_check"]:
         units.run("check-a", ph.check_hop_a, {k: (p, cfg, uri) for p, k in part_keys.items()})
