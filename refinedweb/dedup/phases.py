@@ -22,7 +22,8 @@ Layout under `<output>/_work/dedup/` (deleted after a successful run unless `ded
   minhash/cc/r=R/{ls,ss}/q=Q/from=X.npy    edges of component round R, partition Q
   minhash/check/{a,b}/p=P/from=X.(npy|npz) the Jaccard check's two hops
   <stage>/removed/p=P/from=X.npy           part-local rows removed (minhash, url)
-  exact_substring/marks/p=P/from=X.npy     part-local (row << 32 | token offset) of marked windows
+  exact_substring/bucket-marks/p=P/from=X.npy  part-local (row << 32 | token offset) of marked windows
+  exact_substring/marks/p=P.npy            the same, merged into one sorted file per part
   tails/p=P.parquet                        part P's last, partly filled shard (merged by phase_merge_tails)
 Output: `<output>/dedup/part-PPPPP/part-PPPPP-NNNNN.parquet` and `<output>/dedup/merged/…`, with every input
 column, listed in `<output>/dedup/_manifest.json`; `<output>/dedup/_urls/p=P.npz`: the kept URLs' hashes.
@@ -100,7 +101,8 @@ class Decisions:
         for stage in stages:
             if stage == "exact_substring":
                 self.stats[stage]["duplicate_spans"] = 0
-                for relpath in storage.list(f"{WORK}/exact_substring/marks/p={part:05d}", "*.npy"):
+                relpath = f"{WORK}/exact_substring/marks/p={part:05d}.npy"
+                if storage.exists(relpath):
                     path = self.stack.enter_context(storage.local_copy(relpath))
                     self.marks.append(np.load(path, mmap_mode="r"))
             else:
@@ -505,10 +507,49 @@ def exact_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], 
             | records["offset"][chosen].astype(np.uint64)
         del records, ordinals, order, keys
         for p in np.unique(encoded_parts):
-            save_array(storage, f"{WORK}/exact_substring/marks/p={p:05d}/from=b{bucket:05d}-{k:03d}.npy",
+            save_array(storage, f"{WORK}/exact_substring/bucket-marks/p={p:05d}/from=b{bucket:05d}-{k:03d}.npy",
                        np.sort(encoded[encoded_parts == p]))
     return _timed(started, bucket=bucket, passes=passes, windows=windows, repeated_windows=repeated,
                   marked_windows=marked)
+
+
+def merge_marks(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """The part's marks from every bucket (a sorted file each) as one sorted file, so that applying them
+    maps one file. Merged in row ranges that fit the task budget; one input file open at a time."""
+    started = time.time()
+    storage, _, corpus = _open(cfg, output)
+    files = storage.list(f"{WORK}/exact_substring/bucket-marks/p={part:05d}", "*.npy")
+    counts = []
+    for relpath in files:
+        with storage.local_copy(relpath) as path:
+            counts.append(int(np.load(path, mmap_mode="r").shape[0]))
+    total = sum(counts)
+    relpath = f"{WORK}/exact_substring/marks/p={part:05d}.npy"
+    tmp = storage.temp_path(relpath)
+    try:
+        merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint64, shape=(total,))
+        rows = int(corpus.part_starts[part + 1] - corpus.part_starts[part])
+        passes = passes_for(total, 24, task_budget_bytes(cfg))
+        bounds = [np.uint64(rows * k // passes) << np.uint64(32) for k in range(passes)] + [np.uint64(0xFFFFFFFFFFFFFFFF)]
+        filled = 0
+        for lo, hi in zip(bounds, bounds[1:]):
+            chunk = []
+            for f in files:
+                with storage.local_copy(f) as path:
+                    marks = np.load(path, mmap_mode="r")
+                    chunk.append(np.array(marks[np.searchsorted(marks, lo):np.searchsorted(marks, hi)]))
+                    del marks
+            chunk = np.sort(np.concatenate(chunk)) if chunk else np.empty(0, np.uint64)
+            merged[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        merged.flush()
+        del merged
+        assert filled == total
+        storage.commit(tmp, relpath)
+    except BaseException:
+        storage.discard(tmp)
+        raise
+    return _timed(started, part=part, marks=total, passes=passes)
 
 
 # ------------------------------------------------------------------------------------------------ url

@@ -14,7 +14,6 @@ result.
 import os
 import shutil
 import tempfile
-from contextlib import ExitStack
 from typing import Any, Iterator
 
 import numpy as np
@@ -101,25 +100,23 @@ def passes_for(records: int, bytes_per_record: int, budget_bytes: int) -> int:
 def read_bucket(storage, folder: str, segments: list[tuple[int, int, int]], dtype: np.dtype, passes: int = 1
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """For each pass: (records, part of each record), the bucket's records from every part's file whose key
-    falls in the pass's slice of the key space. Segments are memory-mapped (S3: fetched once to a temporary
-    file), so a pass holds only its own records."""
+    falls in the pass's slice of the key space. One segment is open at a time (a memory map, or on S3 one
+    ranged GET into a temporary file), so neither memory nor open files grow with the number of parts."""
     dtype = np.dtype(dtype)
-    with ExitStack() as stack:
-        maps = []
+    for k in range(passes):
+        chunks, parts = [], []
         for part, first, count in segments:
-            path, offset = stack.enter_context(storage.local_range(records_file(folder, part),
-                                                                   first * dtype.itemsize, count * dtype.itemsize))
-            maps.append((part, np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))))
-        for k in range(passes):
-            chunks, parts = [], []
-            for part, records in maps:
+            with storage.local_range(records_file(folder, part), first * dtype.itemsize,
+                                     count * dtype.itemsize) as (path, offset):
+                records = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
                 chosen = np.array(records) if passes == 1 else _select(records, k, passes)
-                chunks.append(chosen)
-                parts.append(np.full(len(chosen), part, dtype=np.int64))
-            if chunks:
-                yield np.concatenate(chunks), np.concatenate(parts)
-            else:
-                yield np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64)
+                del records
+            chunks.append(chosen)
+            parts.append(np.full(len(chosen), part, dtype=np.int64))
+        if chunks:
+            yield np.concatenate(chunks), np.concatenate(parts)
+        else:
+            yield np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64)
 
 
 def _select(records: np.ndarray, k: int, passes: int, step: int = 1 << 20) -> np.ndarray:

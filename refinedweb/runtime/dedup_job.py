@@ -108,6 +108,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
                 extras[stage]["tokens"] = sum(s["tokens"] for s in scans)
                 extras[stage].update(_bucket_stats(buckets))
                 _spent(storage, dcfg, f"{ph.WORK}/exact_substring/records")
+                units.run("exact-marks", ph.merge_marks, {k: (p, cfg, uri) for p, k in part_keys.items()})
+                _spent(storage, dcfg, f"{ph.WORK}/exact_substring/bucket-marks")
                 log(f"[dedup] exact_substring: {extras[stage]['tokens']:,} tokens, "
                     f"{extras[stage]['repeated_windows']:,} windows repeated, {time.time() - t0:.1f}s")
             else:
