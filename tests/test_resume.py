@@ -134,14 +134,22 @@ def dedup_command(source: Path, out: Path | str) -> list[str]:
             "--output", str(out), *SETTINGS, *DEDUP_TINY]
 
 
-@pytest.mark.parametrize("phase", ["minhash-bucket-", "cc-r=000-ss-", "exact-bucket-", "url-scan-"])
-def test_kill_in_the_middle_of_dedup_then_resume(uninterrupted, tmp_path, phase):
+def test_dedup_killed_in_four_phases_one_after_another_then_resumed(uninterrupted, tmp_path):
+    """kill -9 in the MinHash buckets, then (resumed) in a component round, then in the exact-substring
+    buckets, then in the URL scans: each run resumes the previous one's state, the last one finishes."""
     out = tmp_path / "out"
     done = out / "dedup" / "_done"
-    kill_when(out, lambda: any(done.glob(f"{phase}*.json")), command=dedup_command(uninterrupted, out))
-    markers = {p.name for p in done.glob("*.json")}
-    assert not any(m.startswith("finish-") for m in markers), "the kill came too late to test anything"
-    assert not (out / "dedup" / "_stats.json").exists()
+    seen: set[str] = set()
+    phases = ("minhash-bucket-", "cc-r=", "exact-bucket-", "url-scan-")
+    for i, phase in enumerate(phases):
+        def reached() -> bool:       # a new marker of this phase (or of a later one, had this one been quick)
+            return any(p.name not in seen and p.name.startswith(phases[i:]) for p in done.glob("*.json"))
+
+        kill_when(out, reached, command=dedup_command(uninterrupted, out), log=tmp_path / f"{phase}log")
+        markers = {p.name for p in done.glob("*.json")}
+        assert markers > seen and not any(m.startswith("finish-") for m in markers), phase
+        assert not (out / "dedup" / "_stats.json").exists()
+        seen = markers
 
     result = subprocess.run(dedup_command(uninterrupted, out), capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -151,7 +159,7 @@ def test_kill_in_the_middle_of_dedup_then_resume(uninterrupted, tmp_path, phase)
     assert got == ids(uninterrupted / "dedup")
     assert rows(out / "dedup") == rows(uninterrupted / "dedup")
     stats = json.loads((out / "dedup" / "_stats.json").read_text())
-    assert stats["units_resumed"] >= len(markers) - 1
+    assert stats["units_resumed"] >= len(seen) - 1
     assert "round" in stats["stages"]["minhash"]["components"]
     assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / "_stats.json").read_text())["totals"],
                                "wall_seconds": stats["totals"]["wall_seconds"],

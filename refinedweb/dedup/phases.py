@@ -194,37 +194,48 @@ def _text_chars(table: pa.Table) -> int:
 
 # ------------------------------------------------------------------------------------------- minhash
 
-def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
-    """Band keys of the part's documents (those with words), routed to (band group, key) buckets."""
-    from .minhash import MinHashConfig, MinHasher, normalize_words
-
-    started = time.time()
+def _scan(part: int, cfg: dict[str, Any], output: str, stage: str, dtype: np.dtype, columns: list[str],
+          produce) -> list[int]:
+    """Stream the part as the earlier sub-stages left it; `produce(batches)` yields record arrays, which go
+    to the stage's buckets. Returns the records per bucket (they locate each bucket in the part's file)."""
     storage, fetch, corpus = _open(cfg, output)
-    mcfg = cfg["dedup"]["minhash"]
-    hasher = MinHasher(MinHashConfig.from_config(mcfg))
-    bands = hasher.cfg.bands
-    writer = BucketWriter(storage, f"{WORK}/minhash/records", part, corpus.buckets["minhash"], BAND_RECORD)
-    docs = 0
+    writer = BucketWriter(storage, f"{WORK}/{stage}/records", part, corpus.buckets[stage], dtype)
     try:
-        with Decisions(storage, cfg, part, _stages_before(cfg, "minhash")) as decisions:
-            for rows, table in iter_part(corpus, part, fetch, ["text"]):
-                rows, table = decisions.apply(rows, table)
-                texts = [t or "" for t in table.column("text").to_pylist()]
-                # Documents without words have no shingles: they would all share one signature and
-                # "match" each other, so they take no part in MinHash.
-                with_words = np.fromiter((bool(normalize_words(t)) for t in texts), dtype=bool, count=len(texts))
-                if not with_words.any():
-                    continue
-                keys = hasher.band_keys_batch([t for t, w in zip(texts, with_words) if w])
-                records = np.empty(keys.size, dtype=BAND_RECORD)
-                records["key"] = keys.reshape(-1)
-                records["row"] = np.repeat(rows[with_words], bands)
-                writer.add(records)         # band keys carry their band (per-band seeds): one key space
-                docs += len(keys)
-        counts = writer.close()
+        with Decisions(storage, cfg, part, _stages_before(cfg, stage)) as decisions:
+            batches = (decisions.apply(rows, table) for rows, table in iter_part(corpus, part, fetch, columns))
+            for records in produce(batches):
+                writer.add(records)
+        return writer.close()
     except BaseException:
         writer.abort()
         raise
+
+
+def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """Band keys of the part's documents (those with words), to buckets by key (the per-band seeds make the
+    450 bands one key space)."""
+    from .minhash import MinHashConfig, MinHasher, normalize_words
+
+    started = time.time()
+    hasher = MinHasher(MinHashConfig.from_config(cfg["dedup"]["minhash"]))
+    docs = 0
+
+    def produce(batches):
+        nonlocal docs
+        for rows, table in batches:
+            texts = [t or "" for t in table.column("text").to_pylist()]
+            # Documents without words have no shingles: they would all share one signature and "match"
+            # each other, so they take no part in MinHash.
+            with_words = np.fromiter((bool(normalize_words(t)) for t in texts), dtype=bool, count=len(texts))
+            if with_words.any():
+                keys = hasher.band_keys_batch([t for t, w in zip(texts, with_words) if w])
+                records = np.empty(keys.size, dtype=BAND_RECORD)
+                records["key"] = keys.reshape(-1)
+                records["row"] = np.repeat(rows[with_words], hasher.cfg.bands)
+                docs += len(keys)
+                yield records
+
+    counts = _scan(part, cfg, output, "minhash", BAND_RECORD, ["text"], produce)
     return _timed(started, part=part, docs=docs, records=counts)
 
 
@@ -426,53 +437,43 @@ def cc_in_memory(cfg: dict[str, Any], output: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- exact substrings
 
 def scan_exact(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
-    """Hashes of every in-document `min_tokens`-token window, routed to buckets by hash. Text is tokenised
-    in chunks of at most `exact_substring.max_part_bytes`."""
+    """Hashes of every in-document `min_tokens`-token window, to buckets by hash. Text is tokenised in chunks
+    of at most `exact_substring.max_part_bytes`."""
     from .exact_substring import ExactSubstringConfig, tokenize, window_records
 
     started = time.time()
-    storage, fetch, corpus = _open(cfg, output)
     ecfg = ExactSubstringConfig.from_config(cfg["dedup"]["exact_substring"])
-    writer = BucketWriter(storage, f"{WORK}/exact_substring/records", part, corpus.buckets["exact_substring"],
-                          WINDOW_RECORD)
-    pending_rows: list[int] = []
-    pending_texts: list[str] = []
-    size = 0
     tokens = 0
 
-    def flush() -> None:
-        nonlocal size, tokens
-        if not pending_texts:
-            return
-        arrays = tokenize(pending_texts)
+    def records_of(rows: list[int], texts: list[str]) -> np.ndarray:
+        nonlocal tokens
+        arrays = tokenize(texts)
         tokens += sum(len(a) for a in arrays)
         hashes, docs, offsets = window_records(arrays, ecfg.min_tokens)
         if np.any(offsets >= 1 << 32):
             raise UserError("a document has more than 2**32 tokens; exact-substring dedup cannot index it")
         records = np.empty(len(hashes), dtype=WINDOW_RECORD)
         records["key"], records["offset"] = hashes, offsets
-        records["row"] = np.asarray(pending_rows, dtype=np.uint32)[docs]
-        writer.add(records)
-        pending_rows.clear()
-        pending_texts.clear()
-        size = 0
+        records["row"] = np.asarray(rows, dtype=np.uint32)[docs]
+        return records
 
-    try:
-        with Decisions(storage, cfg, part, _stages_before(cfg, "exact_substring")) as decisions:
-            for rows, table in iter_part(corpus, part, fetch, ["text"]):
-                rows, table = decisions.apply(rows, table)
-                sizes = pc.fill_null(pc.binary_length(table.column("text")), 0).to_numpy(zero_copy_only=False)
-                for row, text, nbytes in zip(rows.tolist(), table.column("text").to_pylist(), sizes.tolist()):
-                    if size and size + nbytes > ecfg.max_part_bytes:
-                        flush()
-                    pending_rows.append(row)
-                    pending_texts.append(text or "")
-                    size += nbytes
-            flush()
-        counts = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+    def produce(batches):
+        rows: list[int] = []
+        texts: list[str] = []
+        size = 0
+        for batch_rows, table in batches:
+            sizes = pc.fill_null(pc.binary_length(table.column("text")), 0).to_numpy(zero_copy_only=False)
+            for row, text, nbytes in zip(batch_rows.tolist(), table.column("text").to_pylist(), sizes.tolist()):
+                if size and size + nbytes > ecfg.max_part_bytes:
+                    yield records_of(rows, texts)
+                    rows, texts, size = [], [], 0
+                rows.append(row)
+                texts.append(text or "")
+                size += nbytes
+        if texts:
+            yield records_of(rows, texts)
+
+    counts = _scan(part, cfg, output, "exact_substring", WINDOW_RECORD, ["text"], produce)
     return _timed(started, part=part, tokens=tokens, records=counts)
 
 
@@ -581,28 +582,24 @@ def priority_keys(column: pa.ChunkedArray, dtype: np.dtype) -> np.ndarray:
 
 
 def scan_url(part: int, priority_type: str | None, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """(normalised URL hash, priority) of the part's documents, to buckets by hash."""
     started = time.time()
-    storage, fetch, corpus = _open(cfg, output)
     priority = cfg["dedup"]["url"]["priority"]
     dtype = priority_dtype(_arrow_type(priority_type))
-    writer = BucketWriter(storage, f"{WORK}/url/records", part, corpus.buckets["url"], dtype)
-    columns = ["text", "url"] + ([priority] if priority else [])
     docs = 0
-    try:
-        with Decisions(storage, cfg, part, _stages_before(cfg, "url")) as decisions:
-            for rows, table in iter_part(corpus, part, fetch, columns):
-                rows, table = decisions.apply(rows, table)
-                records = np.empty(len(rows), dtype=dtype)
-                records["key"] = url_hashes(table.column("url").to_pylist())
-                records["row"] = rows
-                if priority:
-                    records["priority"] = priority_keys(table.column(priority), dtype)
-                writer.add(records)
-                docs += len(rows)
-        counts = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+
+    def produce(batches):
+        nonlocal docs
+        for rows, table in batches:
+            records = np.empty(len(rows), dtype=dtype)
+            records["key"] = url_hashes(table.column("url").to_pylist())
+            records["row"] = rows
+            if priority:
+                records["priority"] = priority_keys(table.column(priority), dtype)
+            docs += len(rows)
+            yield records
+
+    counts = _scan(part, cfg, output, "url", dtype, ["text", "url"] + ([priority] if priority else []), produce)
     return _timed(started, part=part, docs=docs, records=counts)
 
 
