@@ -51,14 +51,18 @@ def build(n: int, out: Path, seed: int = 0, files: int = 16) -> dict:
     rng = np.random.default_rng(seed)
     pool = sentences()
     order = rng.permutation(len(pool))
-    held = [pool[i] for i in order[:4000]]            # passages only: 4 sentences each, used once
-    base = [pool[i] for i in order[4000:]]
+    held = [pool[i] for i in order[:5000]]            # passages only: each sentence used once
+    base = [pool[i] for i in order[5000:]]
     vocab = np.array(sorted({w for s in base for w in s.split()}), dtype=object)
     sent_words = [np.array(s.split(), dtype=object) for s in base]
     passages = []
+    next_held = 0
     for p in range(1000):
-        words = " ".join(held[p * 4 + k] for k in range(4)).split()[:80]
-        words = np.array(words, dtype=object)
+        words: list[str] = []
+        while len(words) < 80:                 # whole held sentences, each used once, up to 80 words
+            words += held[next_held].split()
+            next_held += 1
+        words = np.array(words[:80], dtype=object)
         mask = rng.random(len(words)) < 0.08
         words[mask] = vocab[rng.integers(0, len(vocab), int(mask.sum()))]
         passages.append(" ".join(words))
