@@ -189,7 +189,9 @@ def _replace_text(table: pa.Table, texts: list[str | None], cfg: dict[str, Any])
 
 def _text_chars(table: pa.Table) -> int:
     """Characters of the text column, counted in Arrow (no Python strings)."""
-    return int(pc.sum(pc.utf8_length(table.column("text"))).as_py() or 0) if table.num_rows else 0
+    if not table.num_rows or "text" not in table.column_names:
+        return 0
+    return int(pc.sum(pc.utf8_length(table.column("text"))).as_py() or 0)
 
 
 # ------------------------------------------------------------------------------------------- minhash
@@ -599,7 +601,9 @@ def scan_url(part: int, priority_type: str | None, cfg: dict[str, Any], output: 
             docs += len(rows)
             yield records
 
-    counts = _scan(part, cfg, output, "url", dtype, ["text", "url"] + ([priority] if priority else []), produce)
+    # text only where an earlier exact-substring cut may drop a document under min_words
+    text = ["text"] if "exact_substring" in _stages_before(cfg, "url") else []
+    counts = _scan(part, cfg, output, "url", dtype, [*text, "url"] + ([priority] if priority else []), produce)
     return _timed(started, part=part, docs=docs, records=counts)
 
 
