@@ -247,12 +247,11 @@ def minhash_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any]
     the component rounds; with it, sent to the check's first hop."""
     started = time.time()
     storage, _, corpus = _open(cfg, output)
-    starts = corpus.part_starts
     edges = []
-    for records, parts in read_bucket(storage, f"{WORK}/minhash/records", segments, BAND_RECORD, passes):
-        ordinals = (starts[parts] + records["row"]).astype(np.uint64)
-        edges.append(_star_pairs(records["key"], ordinals))
-        del records, parts, ordinals
+    for records, ordinals in read_bucket(storage, f"{WORK}/minhash/records", segments, BAND_RECORD,
+                                         corpus.part_starts, passes):
+        edges.append(_star_pairs(records["key"], ordinals.view(np.uint64)))
+        del records, ordinals
     edges = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), np.uint64)
     pairs = len(edges)
     if cfg["dedup"]["minhash"]["jaccard_check"]:
@@ -268,13 +267,17 @@ def _star_pairs(keys: np.ndarray, ordinals: np.ndarray) -> np.ndarray:
     if not len(keys):
         return np.empty((0, 2), np.uint64)
     order = np.lexsort((ordinals, keys))
-    keys, ordinals = keys[order], ordinals[order]
+    keys = keys[order]
     same = keys[1:] == keys[:-1]
+    del keys
     if not same.any():
         return np.empty((0, 2), np.uint64)
-    starts = np.concatenate(([True], ~same))
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))
-    members = np.flatnonzero(~starts)
+    ordinals = ordinals[order]
+    del order
+    first = np.arange(len(ordinals))
+    first[1:][same] = 0                   # run starts keep their index, members take their run's start
+    np.maximum.accumulate(first, out=first)
+    members = np.flatnonzero(same) + 1
     return np.stack([ordinals[first[members]], ordinals[members]], axis=1)
 
 
@@ -487,12 +490,11 @@ def exact_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], 
     keep_first = cfg["dedup"]["exact_substring"]["policy"] == "keep_first"
     starts = corpus.part_starts
     windows = repeated = marked = 0
-    for k, (records, parts) in enumerate(read_bucket(storage, f"{WORK}/exact_substring/records", segments,
-                                                     WINDOW_RECORD, passes)):
+    for k, (records, ordinals) in enumerate(read_bucket(storage, f"{WORK}/exact_substring/records", segments,
+                                                        WINDOW_RECORD, starts, passes)):
         windows += len(records)
         if not len(records):
             continue
-        ordinals = starts[parts] + records["row"].astype(np.int64)
         order = np.lexsort((records["offset"], ordinals, records["key"]))
         keys = records["key"][order]
         dup = np.zeros(len(keys), dtype=bool)
@@ -623,10 +625,10 @@ def url_bucket(bucket: int, passes: int, segments: list, priority_type: str | No
     starts = corpus.part_starts
     seen = SeenUrls(cfg["dedup"]["url"]["seen"], fetch)
     within = earlier = 0
-    for k, (records, parts) in enumerate(read_bucket(storage, f"{WORK}/url/records", segments, dtype, passes)):
+    for k, (records, ordinals) in enumerate(read_bucket(storage, f"{WORK}/url/records", segments, dtype, starts,
+                                                        passes)):
         if not len(records):
             continue
-        ordinals = starts[parts] + records["row"].astype(np.int64)
         sort_keys = [~ordinals.astype(np.uint64)]
         if "priority" in dtype.names:
             sort_keys.append(records["priority"])

@@ -97,26 +97,43 @@ def passes_for(records: int, bytes_per_record: int, budget_bytes: int) -> int:
     return max(1, -(-records * bytes_per_record // max(1, budget_bytes)))
 
 
-def read_bucket(storage, folder: str, segments: list[tuple[int, int, int]], dtype: np.dtype, passes: int = 1
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """For each pass: (records, part of each record), the bucket's records from every part's file whose key
-    falls in the pass's slice of the key space. One segment is open at a time (a memory map, or on S3 one
-    ranged GET into a temporary file), so neither memory nor open files grow with the number of parts."""
+def read_bucket(storage, folder: str, segments: list[tuple[int, int, int]], dtype: np.dtype,
+                part_starts: np.ndarray, passes: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each pass: (records, ordinal of each record), the bucket's records from every part's file whose
+    key falls in the pass's slice of the key space; a record's ordinal is its part's first ordinal plus its
+    `row`. One segment is open at a time (a memory map, or on S3 one ranged GET into a temporary file), so
+    neither memory nor open files grow with the number of parts; with one pass the records are read
+    straight into one array (no second copy)."""
     dtype = np.dtype(dtype)
+
+    def segment(part: int, first: int, count: int, k: int) -> np.ndarray:
+        with storage.local_range(records_file(folder, part), first * dtype.itemsize,
+                                 count * dtype.itemsize) as (path, offset):
+            mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
+            try:
+                return np.array(mapped) if passes == 1 else _select(mapped, k, passes)
+            finally:
+                del mapped
+
     for k in range(passes):
-        chunks, parts = [], []
-        for part, first, count in segments:
-            with storage.local_range(records_file(folder, part), first * dtype.itemsize,
-                                     count * dtype.itemsize) as (path, offset):
-                records = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
-                chosen = np.array(records) if passes == 1 else _select(records, k, passes)
-                del records
-            chunks.append(chosen)
-            parts.append(np.full(len(chosen), part, dtype=np.int64))
-        if chunks:
-            yield np.concatenate(chunks), np.concatenate(parts)
-        else:
-            yield np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64)
+        if passes == 1:
+            total = sum(count for _, _, count in segments)
+            records = np.empty(total, dtype=dtype)
+            ordinals = np.empty(total, dtype=np.int64)
+            at = 0
+            for part, first, count in segments:
+                records[at:at + count] = segment(part, first, count, k)
+                ordinals[at:at + count] = records["row"][at:at + count]
+                ordinals[at:at + count] += int(part_starts[part])
+                at += count
+            yield records, ordinals
+            continue
+        chunks = [(part, segment(part, first, count, k)) for part, first, count in segments]
+        records = np.concatenate([c for _, c in chunks]) if chunks else np.empty(0, dtype=dtype)
+        ordinals = np.concatenate([c["row"].astype(np.int64) + int(part_starts[part]) for part, c in chunks]) \
+            if chunks else np.empty(0, dtype=np.int64)
+        del chunks
+        yield records, ordinals
 
 
 def _select(records: np.ndarray, k: int, passes: int, step: int = 1 << 20) -> np.ndarray:

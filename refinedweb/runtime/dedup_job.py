@@ -25,8 +25,9 @@ from .units import Units
 
 DEDUP_DIR = ph.DEDUP_DIR
 SUB_STAGES = ph.SUB_STAGES
-# in-memory bytes per record while a bucket is grouped (record, ordinal, sort order, sorted copies)
-BUCKET_BYTES = {"minhash": 64, "exact_substring": 64, "url": 96}
+# peak bytes per record while a bucket is grouped (record, ordinal, sort order and its temporaries, sorted
+# copies), from the 2M-document benchmark's worker peaks
+BUCKET_BYTES = {"minhash": 96, "exact_substring": 96, "url": 128}
 CC_BYTES_PER_EDGE = 160      # union-find over all pairs at once: both ends, unique, inverse, parents
 MAX_CC_ROUNDS = 200
 
