@@ -47,7 +47,7 @@ from ..io.storage import open_storage
 from .components import connected_components, large_star, small_star, star_roots
 from .corpus import Corpus, iter_part, load_corpus
 from .shuffle import (BucketWriter, load_arrays, mix64, passes_for, read_bucket, save_array,
-                      task_budget_bytes)
+                      save_npz, task_budget_bytes)
 from .urls import SeenUrls, url_hashes
 
 DEDUP_DIR = "dedup"
@@ -306,8 +306,9 @@ def _to_round(storage, corpus: Corpus, round_: int, step: str, name: str, edges:
     _route(storage, f"{WORK}/minhash/cc/r={round_:03d}/{step}", name, edges, corpus.parts)
 
 
-def _edges_to_parts(storage, corpus: Corpus, folder: str, name: str, edges: np.ndarray, by: int = 0) -> None:
-    parts = corpus.part_of(edges[:, by].astype(np.int64)) if len(edges) else np.empty(0, np.int64)
+def _edges_to_parts(storage, corpus: Corpus, folder: str, name: str, edges: np.ndarray) -> None:
+    """Save pairs under `<folder>/p=P/from=<name>.npy` by the part of their first (earlier) document."""
+    parts = corpus.part_of(edges[:, 0].astype(np.int64)) if len(edges) else np.empty(0, np.int64)
     for p in np.unique(parts):
         save_array(storage, f"{folder}/p={p:05d}/from={name}.npy", edges[parts == p])
 
@@ -348,12 +349,8 @@ def check_hop_a(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
         sets = [shingles.get(int(d) - base, np.empty(0, np.uint64)) for d in docs]
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
         np.cumsum([len(s) for s in sets], out=offsets[1:])
-        relpath = f"{WORK}/minhash/check/b/p={q:05d}/from=p{part:05d}.npz"
-        tmp = storage.temp_path(relpath)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, edges=mine, docs=docs, offsets=offsets,
-                     hashes=np.concatenate(sets) if sets else np.empty(0, np.uint64))
-        storage.commit(tmp, relpath)
+        save_npz(storage, f"{WORK}/minhash/check/b/p={q:05d}/from=p{part:05d}.npz", edges=mine, docs=docs,
+                 offsets=offsets, hashes=np.concatenate(sets) if sets else np.empty(0, np.uint64))
     return _timed(started, part=part, pairs=int(len(edges)))
 
 
@@ -669,10 +666,7 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     if tail is None:
         storage.delete(tail_path)      # from an earlier attempt
     urls = f"{URLS}/p={part:05d}.npz"
-    tmp = storage.temp_path(urls)
-    with open(tmp, "wb") as fh:
-        np.savez(fh, hashes=np.concatenate(kept_urls) if kept_urls else np.empty(0, np.uint64))
-    storage.commit(tmp, urls)
+    save_npz(storage, urls, hashes=np.concatenate(kept_urls) if kept_urls else np.empty(0, np.uint64))
     return _timed(started, part=part, docs_in=docs_in, docs_out=docs_out, stages=stats, shards=shards,
                   tail=tail, url_hashes=urls)
 

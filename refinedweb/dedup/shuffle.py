@@ -151,6 +151,13 @@ def save_array(storage, relpath: str, array: np.ndarray) -> None:
     storage.commit(tmp, relpath)
 
 
+def save_npz(storage, relpath: str, **arrays: np.ndarray) -> None:
+    tmp = storage.temp_path(relpath)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    storage.commit(tmp, relpath)
+
+
 def load_arrays(storage, folder: str, pattern: str = "*.npy") -> list[np.ndarray]:
     out = []
     for relpath in storage.list(folder, pattern):
