@@ -125,7 +125,7 @@ def run_ours(folder: Path, workers: int, sets: list[str]) -> tuple[set[str], flo
         if result.returncode:
             sys.exit(result.stderr[-3000:])
         kept = kept_ids_from_parquet(out / "dedup")
-        stats = json.loads((out / "dedup" / "_stats.json").read_text())
+        stats = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
     return kept, wall, {"command": " ".join(cmd[1:]), "stats": stats.get("stages", {}).get("minhash"),
                         **mem.report()}
 

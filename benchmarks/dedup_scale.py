@@ -120,9 +120,9 @@ def main() -> None:
         sampler.join()
         if result.returncode:
             sys.exit(result.stderr[-3000:])
-        stats = json.loads((out / "dedup" / "_stats.json").read_text())
+        stats = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
         phases: dict[str, float] = defaultdict(float)
-        for marker in (out / "dedup" / "_done").glob("*.json"):
+        for marker in (out / "dedup" / ".refinedweb/done").glob("*.json"):
             name = marker.stem.split("-p=")[0].split("-b=")[0].split("-q=")[0]
             name = "cc-rounds" if name.startswith("cc-r=") else name
             phases[name] += json.loads(marker.read_text()).get("seconds", 0.0)

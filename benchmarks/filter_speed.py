@@ -71,7 +71,7 @@ def via_cli(warc: Path, overrides: list[str]) -> dict:
         t0 = time.perf_counter()
         subprocess.run(args, check=True, capture_output=True)
         wall = time.perf_counter() - t0
-        stats = json.loads((Path(out) / "filtered" / "_stats.json").read_text())
+        stats = json.loads((Path(out) / "filtered" / ".refinedweb/stats.json").read_text())
     records = stats["totals"]["records"]
     return {"mode": "CLI --workers 1 (Ray start-up included)", "records": records, "kept": stats["totals"]["kept"],
             "wall_seconds": round(wall, 2), "records_per_second": round(records / wall, 1)}

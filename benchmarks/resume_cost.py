@@ -4,7 +4,7 @@ process group) once half of the input files are done and re-run, then a re-run o
     .venv/bin/python benchmarks/resume_cost.py [--copies 2] [--workers 2]
 
 Inputs: the bundled sample WARCs, each linked `--copies` times under different names. Reports wall
-times, the work redone after the kill, and the workers' peak RSS from _stats.json.
+times, the work redone after the kill, and the workers' peak RSS from .refinedweb/stats.json.
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ def main() -> None:
             return time.perf_counter() - start
 
         whole = timed(tmp / "whole")
-        stats = json.loads((tmp / "whole" / "filtered" / "_stats.json").read_text())
-        dedup_stats = json.loads((tmp / "whole" / "dedup" / "_stats.json").read_text())
+        stats = json.loads((tmp / "whole" / "filtered" / ".refinedweb/stats.json").read_text())
+        dedup_stats = json.loads((tmp / "whole" / "dedup" / ".refinedweb/stats.json").read_text())
 
         out = tmp / "killed"
         start = time.perf_counter()
         proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                                 start_new_session=True)
-        done = out / "filtered" / "_done"
+        done = out / "filtered" / ".refinedweb/done"
         while proc.poll() is None and len(list(done.glob("*.json")) if done.exists() else []) < files // 2:
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     crawls = sub.add_parser("crawls", help="list CommonCrawl crawls, or (--pending) those OUTPUT has not processed yet")
     crawls.add_argument("--output", metavar="ROOT", help="the root holding one output folder per crawl id")
-    crawls.add_argument("--pending", action="store_true", help="only crawls without ROOT/<id>/dedup/_manifest.json")
+    crawls.add_argument("--pending", action="store_true", help="only crawls without ROOT/<id>/dedup/.refinedweb/manifest.json")
     crawls.add_argument("--collinfo", help="a collinfo.json (URL or path); default: list crawl-data/ under fetch.base_uri")
     crawls.add_argument("--config", help="YAML config (for fetch.* and s3.*)")
     crawls.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
@@ -114,7 +114,7 @@ def _cmd_run(args) -> int:
                                        limit=args.limit, log=log, runtime=runtime,
                                        overwrite=args.overwrite, progress=reporter.progress)
             print(format_funnel(summary))
-            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
+            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/.refinedweb/stats.json)")
             failed = [f for f in summary["files"] if f["status"] != "ok"]
             if failed:
                 log(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:")
@@ -133,7 +133,7 @@ def _cmd_run(args) -> int:
                                       limit=args.limit if args.stage == "dedup" else None, log=log,
                                       runtime=runtime, overwrite=args.overwrite)
             print(format_dedup(summary))
-            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/_stats.json)")
+            print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/.refinedweb/stats.json)")
     finally:
         reporter.close()
         runtime.close()
@@ -229,7 +229,7 @@ def _cmd_stats(args) -> int:
 
     found = find_manifests(open_existing(args.output, FetchConfig()))
     if not found:
-        raise UserError(f"no _manifest.json in {args.output} or the folders directly under it "
+        raise UserError(f"no .refinedweb/manifest.json in {args.output} or the folders directly under it "
                         "(a stage writes it when it completes)")
     if args.json:
         print(json.dumps({folder or ".": {"stage": m.get("stage"), **m["totals"], **({"corpora": m["corpora"]} if m.get("corpora") else {})}

@@ -1,6 +1,6 @@
-"""`refinedweb report OUTPUT`: `OUTPUT/report.html` and `OUTPUT/funnel.png` from a run's `_stats.json`
-and `_manifest.json` files (plus the `token_count` column of the final shards for the length histogram;
-no text is read).
+"""`refinedweb report OUTPUT`: `OUTPUT/report.html` and `OUTPUT/funnel.png` from the stats and manifest
+files in each stage folder's `.refinedweb/` (plus the final shards' `token_count` column for the length
+histogram; no text is read).
 
 The funnel follows RefinedWeb's Figure 2: what is left after each stage, as a share of the HTML pages
 (documents) and of the extracted text (tokens). Tokens are counted once, at the end of the filter

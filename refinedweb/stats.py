@@ -1,7 +1,7 @@
 """Accounting: every input record is kept, dropped with a reason, or counted as an error.
 
 Per-file and per-stage counters are plain dicts so they travel between Ray tasks and the driver as
-JSON-able values and merge by addition. `_stats.json` (one per stage folder) holds both, plus the funnel (RW Figure 2 style).
+JSON-able values and merge by addition. `.refinedweb/stats.json` (one per stage folder) holds both, plus the funnel (RW Figure 2 style).
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import time
 from collections import Counter
 from typing import Any
 
-STATS = "_stats.json"   # per stage folder; the leading _ keeps Parquet readers (pyarrow.dataset) off it
+from .io.manifest import META
+
+STATS = f"{META}/stats.json"   # per stage folder, beside the manifest, hidden from Parquet readers
 
 # The document stages in pipeline order (RW §3.1-3.2 "Macrodata Refinement").
 FILTER_STAGES = ("read", "url_filter", "pre_langid", "extract", "langid", "repetition", "quality", "line_filter", "tokens")
@@ -92,7 +94,7 @@ def merge_stage_stats(total: dict[str, dict], part: dict[str, dict]) -> None:
 
 
 def summarise(files: list[dict[str, Any]], wall_seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Aggregate per-file results into the content of _stats.json."""
+    """Aggregate per-file results into the content of the stage's stats file."""
     stages: dict[str, dict] = {name: new_stage_stats() for name in FILTER_STAGES}
     totals = {"files": len(files), "files_failed": 0, "records": 0, "kept": 0, "dropped": 0, "errors": 0,
               "tokens": 0, "bytes_in": 0}

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 class SerialRuntime:
     slots = 1
+    address = None
 
     def map(self, fn, arg_list, max_retries=0):
         return [fn(*args) for args in arg_list]

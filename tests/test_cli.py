@@ -94,7 +94,7 @@ def test_e2e_schema_and_content(e2e_run):
 
 def test_e2e_stats_reconcile_per_file(e2e_run):
     out, inputs, _ = e2e_run
-    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert len(stats["files"]) == len(inputs)
     for f in stats["files"]:
         assert f["status"] == "ok"
@@ -117,8 +117,8 @@ def test_e2e_stats_reconcile_per_file(e2e_run):
 
 def test_e2e_stage_all_deduplicates_the_filtered_output(e2e_run):
     out, _, result = e2e_run
-    filtered = json.loads((out / "filtered" / "_stats.json").read_text())
-    dedup = json.loads((out / "dedup" / "_stats.json").read_text())
+    filtered = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
+    dedup = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
     assert dedup["totals"]["docs_in"] == filtered["totals"]["kept"]
     rows = ds.dataset(str(out / "dedup"), format="parquet", exclude_invalid_files=True).count_rows()
     assert rows == dedup["totals"]["docs_out"] > 0
@@ -128,7 +128,7 @@ def test_e2e_stage_all_deduplicates_the_filtered_output(e2e_run):
 def test_e2e_dropped_documents_are_auditable(e2e_run):
     out, _, _ = e2e_run
     dropped = ds.dataset(str(out / "dropped"), format="parquet").to_table().to_pylist()
-    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert len(dropped) == stats["totals"]["dropped"] + stats["totals"]["errors"]
     assert {"read", "extract", "langid"} <= {d["stage"] for d in dropped}
 
@@ -139,7 +139,7 @@ def test_rerun_replaces_instead_of_duplicating(tmp_path):
             "--limit", "1", "--output", str(tmp_path), "--set", "url_filter.blocklist=[package:demo_blocklist.txt]"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
-    stats = json.loads((tmp_path / "filtered" / "_stats.json").read_text())
+    stats = json.loads((tmp_path / "filtered" / ".refinedweb/stats.json").read_text())
     assert [f["uri"] for f in stats["files"]] == [sample]   # --limit 1: only the first input
     names = sorted(p.name for p in (tmp_path / "filtered").glob("*.parquet"))
     rows = ds.dataset(str(tmp_path / "filtered"), format="parquet", exclude_invalid_files=True).count_rows()
@@ -181,7 +181,7 @@ def test_report_renders_from_a_real_run(e2e_run):
     for label in ("text extraction", "language ID", "repetition removal", "fuzzy dedup", "URL dedup"):
         assert label in page
     assert page.count("<img") == 4 and "reconciled" in page
-    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert f"{stats['totals']['records']:,} records" in page
     missing = run_cli("report", str(out / "nope"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1

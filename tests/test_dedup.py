@@ -45,7 +45,7 @@ def _dedup(folder, out, *sets):
                      *[a for s in sets for a in ("--set", s)])
     assert result.returncode == 0, result.stderr[-3000:]
     table = ds.dataset(str(out / "dedup"), format="parquet", exclude_invalid_files=True).to_table()
-    stats = json.loads((out / "dedup" / "_stats.json").read_text())
+    stats = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
     return {r["id"]: r for r in table.to_pylist()}, stats, result
 
 

@@ -168,13 +168,13 @@ def test_cli_cc_crawl_from_s3_to_s3(s3, tmp_path, local_reference):
                      "--set", "fetch.base_uri=s3://commoncrawl-test/", "--output", "s3://rw-out/run1/", *FAST_SETS)
     assert result.returncode == 0, result.stderr[-3000:]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="rw-out")["Contents"]]
-    assert "run1/filtered/_stats.json" in keys
+    assert "run1/filtered/.refinedweb/stats.json" in keys
     assert not any(".tmp" in k for k in keys)
     fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="testing-key-id",
                            secret_key="testing-secret-key-SENSITIVE", region="us-east-1")
     dataset = ds.dataset("rw-out/run1/filtered", filesystem=fs, format="parquet", exclude_invalid_files=True)
     assert rows_of(dataset) == local_reference
-    stats = json.loads(client.get_object(Bucket="rw-out", Key="run1/filtered/_stats.json")["Body"].read())
+    stats = json.loads(client.get_object(Bucket="rw-out", Key="run1/filtered/.refinedweb/stats.json")["Body"].read())
     assert stats["totals"]["reconciled"] and stats["totals"]["files"] == 3
     for text in (result.stdout, result.stderr, json.dumps(stats)):
         assert "testing-secret-key-SENSITIVE" not in text
@@ -207,7 +207,7 @@ def test_cli_flaky_http_equals_local_run(tmp_path, local_reference):
     assert result.returncode == 0, result.stderr[-3000:]
     assert rows_of(tmp_path / "out" / "filtered") == local_reference
     assert "retry" in result.stderr and "range resume" in result.stderr
-    stats = json.loads((tmp_path / "out" / "filtered" / "_stats.json").read_text())
+    stats = json.loads((tmp_path / "out" / "filtered" / ".refinedweb/stats.json").read_text())
     notes = [f["notes"] for f in stats["files"]]
     assert sum(n.get("range_resumes", 0) for n in notes) >= 1
     assert sum(n.get("fetch_retries", 0) for n in notes) >= server.events["503"]
@@ -221,7 +221,7 @@ def test_cli_one_missing_file_of_three(tmp_path):
                          "--set", f"fetch.base_uri={server.url}", "--output", str(tmp_path / "out"), *FAST_SETS)
     assert result.returncode == 1
     assert "1 of 3 input file(s) failed" in result.stderr and missing in result.stderr and "HTTP 404" in result.stderr
-    stats = json.loads((tmp_path / "out" / "filtered" / "_stats.json").read_text())
+    stats = json.loads((tmp_path / "out" / "filtered" / ".refinedweb/stats.json").read_text())
     assert [f["status"] for f in stats["files"]] == ["ok", "failed", "ok"]
     assert stats["totals"]["kept"] > 0
 
@@ -291,7 +291,7 @@ def test_cli_dedup_from_s3_to_s3(s3, tmp_path):
                            secret_key="testing-secret-key-SENSITIVE", region="us-east-1")
     table = ds.dataset("rw-dedup/run/dedup", filesystem=fs, format="parquet", exclude_invalid_files=True).to_table()
     assert table.column("id").to_pylist() == ["a"] and table.column("extra").to_pylist() == [1]
-    stats = json.loads(client.get_object(Bucket="rw-dedup", Key="run/dedup/_stats.json")["Body"].read())
+    stats = json.loads(client.get_object(Bucket="rw-dedup", Key="run/dedup/.refinedweb/stats.json")["Body"].read())
     assert stats["stages"]["minhash"]["docs_removed"] == 1 and stats["stages"]["url"]["docs_removed"] == 1
     # phase 4 ran on S3 too (the part's tail became a merged shard), the work folder is gone, and the
     # manifest answers `refinedweb stats` over S3

@@ -73,7 +73,7 @@ def test_hostile_set_through_the_cli(hostile_set, tmp_path):
                              "--set", "output.write_dropped=true", *[a for c in CONFIG for a in ("--set", c)]],
                             capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
-    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert stats["totals"]["files"] == len(expect) and stats["totals"]["files_failed"] == 0
     assert all(f["reconciled"] for f in stats["files"])
     assert stats["totals"]["records"] == sum(e["records"] for e in expect.values())

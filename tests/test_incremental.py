@@ -45,7 +45,7 @@ def incremental(server_url: str, out: Path) -> subprocess.CompletedProcess:
 
 
 def check_manifest(folder: Path) -> dict:
-    manifest = json.loads((folder / "_manifest.json").read_text())
+    manifest = json.loads((folder / ".refinedweb/manifest.json").read_text())
     for shard in manifest["shards"]:
         path = folder / shard["path"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
@@ -66,7 +66,7 @@ def test_incremental_job_processes_only_new_crawls_and_carries_urls(tmp_path):
         assert "1 crawl(s) to process: CC-MAIN-2023-06" in first.stderr
         old = out / "CC-MAIN-2023-06"
         assert (old / "report.html").exists()
-        stamp = (old / "dedup" / "_manifest.json").stat().st_mtime_ns
+        stamp = (old / "dedup" / ".refinedweb/manifest.json").stat().st_mtime_ns
 
         layout(www, ["CC-MAIN-2023-06", "CC-MAIN-2023-14"])        # a new crawl appears
         listed = subprocess.run([sys.executable, "-m", "refinedweb", "crawls", "--collinfo", f"{server.url}collinfo.json"],
@@ -78,10 +78,10 @@ def test_incremental_job_processes_only_new_crawls_and_carries_urls(tmp_path):
         again = incremental(server.url, out)
         assert "0 crawl(s) to process" in again.stderr
 
-    assert (old / "dedup" / "_manifest.json").stat().st_mtime_ns == stamp     # the first crawl was not redone
+    assert (old / "dedup" / ".refinedweb/manifest.json").stat().st_mtime_ns == stamp     # the first crawl was not redone
     new = out / "CC-MAIN-2023-14"
     first_manifest, new_manifest = check_manifest(old / "dedup"), check_manifest(new / "dedup")
-    stats = json.loads((new / "dedup" / "_stats.json").read_text())
+    stats = json.loads((new / "dedup" / ".refinedweb/stats.json").read_text())
     # dolma_sample-0000 is in both crawls: its URLs, kept in the first, are dropped from the second
     seen = stats["stages"]["url"]["seen_in_earlier_runs"]
     assert seen > 0

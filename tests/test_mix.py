@@ -102,7 +102,7 @@ def test_small_sources_are_repeated_up_to_max_epochs(mixed):
 
 def test_documents_are_shuffled_across_sources_within_shards(mixed):
     out, report, _ = mixed
-    manifest = json.loads((out / "mix" / "_manifest.json").read_text())
+    manifest = json.loads((out / "mix" / ".refinedweb/manifest.json").read_text())
     assert report["shards"] == manifest["totals"]["shards"] >= 2
     for shard in manifest["shards"]:
         corpora = pq.read_table(out / "mix" / shard["path"], columns=["corpus"]).column("corpus").to_pylist()
@@ -118,12 +118,12 @@ def test_deterministic_for_a_seed_and_different_for_another(sources, mixed, tmp_
     out, _, _ = mixed
     again = run_mix(mix_config(sources, tmp_path / "same.yaml"), str(tmp_path / "same"))
     assert again.returncode == 0, again.stderr[-2000:]
-    first = json.loads((out / "mix" / "_manifest.json").read_text())["shards"]
-    second = json.loads((tmp_path / "same" / "mix" / "_manifest.json").read_text())["shards"]
+    first = json.loads((out / "mix" / ".refinedweb/manifest.json").read_text())["shards"]
+    second = json.loads((tmp_path / "same" / "mix" / ".refinedweb/manifest.json").read_text())["shards"]
     assert [s["sha256"] for s in first] == [s["sha256"] for s in second]
     other = run_mix(mix_config(sources, tmp_path / "other.yaml", seed=1), str(tmp_path / "other"))
     assert other.returncode == 0
-    third = json.loads((tmp_path / "other" / "mix" / "_manifest.json").read_text())["shards"]
+    third = json.loads((tmp_path / "other" / "mix" / ".refinedweb/manifest.json").read_text())["shards"]
     assert [s["sha256"] for s in first] != [s["sha256"] for s in third]
 
 
@@ -196,7 +196,7 @@ def test_mix_from_and_to_s3(sources, mixed, tmp_path):
         result = run_mix(config, "s3://mix-out/run/", env=dict(os.environ))
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads(client.get_object(Bucket="mix-out", Key="run/mix_report.json")["Body"].read())
-        manifest = json.loads(client.get_object(Bucket="mix-out", Key="run/mix/_manifest.json")["Body"].read())
+        manifest = json.loads(client.get_object(Bucket="mix-out", Key="run/mix/.refinedweb/manifest.json")["Body"].read())
         rows = set()
         for shard in manifest["shards"]:
             body = client.get_object(Bucket="mix-out", Key=f"run/mix/{shard['path']}")["Body"].read()

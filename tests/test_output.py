@@ -95,7 +95,7 @@ def deduped(tmp_path_factory):
                              "--set", "output.shard_max_bytes=60000"],
                             capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out, json.loads((out / "dedup" / "_manifest.json").read_text())
+    return out, json.loads((out / "dedup" / ".refinedweb/manifest.json").read_text())
 
 
 def test_dedup_output_is_rebalanced_and_listed(deduped):

@@ -91,10 +91,10 @@ def uninterrupted(tmp_path_factory):
 
 def test_eight_files_two_workers_small_object_store_stay_under_the_memory_cap(uninterrupted):
     for stage in ("filtered", "dedup"):
-        stats = json.loads((uninterrupted / stage / "_stats.json").read_text())
+        stats = json.loads((uninterrupted / stage / ".refinedweb/stats.json").read_text())
         assert stats["worker_memory_mb"] == MEMORY_CAP_MB
         assert 50 < stats["worker_peak_rss_mb"] < MEMORY_CAP_MB, stats["worker_peak_rss_mb"]
-    stats = json.loads((uninterrupted / "filtered" / "_stats.json").read_text())
+    stats = json.loads((uninterrupted / "filtered" / ".refinedweb/stats.json").read_text())
     assert stats["totals"]["files"] == 8 and stats["totals"]["files_failed"] == 0 and stats["totals"]["reconciled"]
     assert all(f["worker_peak_rss_mb"] < MEMORY_CAP_MB for f in stats["files"])
 
@@ -102,9 +102,9 @@ def test_eight_files_two_workers_small_object_store_stay_under_the_memory_cap(un
 def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
     out = tmp_path / "out"
     kill_when(out, lambda: any((out / "filtered").glob("*.parquet")))
-    filtered_done = len(list((out / "filtered" / "_done").glob("*.json")))
+    filtered_done = len(list((out / "filtered" / ".refinedweb/done").glob("*.json")))
     assert filtered_done < len(INPUTS), "the kill came too late to test anything"
-    assert not (out / "filtered" / "_stats.json").exists()
+    assert not (out / "filtered" / ".refinedweb/stats.json").exists()
 
     result = run(out)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -115,10 +115,10 @@ def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
         assert got == want
         assert rows(out / stage) == rows(uninterrupted / stage)
     assert not list(out.rglob(".*.tmp"))
-    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert stats["totals"]["reconciled"] and stats["totals"]["files"] == len(INPUTS)
     assert stats["files_resumed"] == filtered_done
-    whole = json.loads((uninterrupted / "filtered" / "_stats.json").read_text())
+    whole = json.loads((uninterrupted / "filtered" / ".refinedweb/stats.json").read_text())
     for key in ("records", "kept", "dropped", "errors", "tokens"):
         assert stats["totals"][key] == whole["totals"][key], key
 
@@ -138,7 +138,7 @@ def test_dedup_killed_in_four_phases_one_after_another_then_resumed(uninterrupte
     """kill -9 in the MinHash buckets, then (resumed) in a component round, then in the exact-substring
     buckets, then in the URL scans: each run resumes the previous one's state, the last one finishes."""
     out = tmp_path / "out"
-    done = out / "dedup" / "_done"
+    done = out / "dedup" / ".refinedweb/done"
     seen: set[str] = set()
     phases = ("minhash-bucket-", "cc-r=", "exact-bucket-", "url-scan-")
     for i, phase in enumerate(phases):
@@ -148,7 +148,7 @@ def test_dedup_killed_in_four_phases_one_after_another_then_resumed(uninterrupte
         kill_when(out, reached, command=dedup_command(uninterrupted, out), log=tmp_path / f"{phase}log")
         markers = {p.name for p in done.glob("*.json")}
         assert markers > seen and not any(m.startswith("finish-") for m in markers), phase
-        assert not (out / "dedup" / "_stats.json").exists()
+        assert not (out / "dedup" / ".refinedweb/stats.json").exists()
         seen = markers
 
     result = subprocess.run(dedup_command(uninterrupted, out), capture_output=True, text=True, timeout=600, cwd=REPO)
@@ -158,10 +158,10 @@ def test_dedup_killed_in_four_phases_one_after_another_then_resumed(uninterrupte
     assert max(got.values()) == 1
     assert got == ids(uninterrupted / "dedup")
     assert rows(out / "dedup") == rows(uninterrupted / "dedup")
-    stats = json.loads((out / "dedup" / "_stats.json").read_text())
+    stats = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
     assert stats["units_resumed"] >= len(seen) - 1
     assert "round" in stats["stages"]["minhash"]["components"]
-    assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / "_stats.json").read_text())["totals"],
+    assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / ".refinedweb/stats.json").read_text())["totals"],
                                "wall_seconds": stats["totals"]["wall_seconds"],
                                "docs_per_second": stats["totals"]["docs_per_second"]}
 
@@ -207,7 +207,7 @@ def test_overwrite_starts_over(uninterrupted, tmp_path):
     kept = rows(out / "filtered")
     assert kept and all(r["language_score"] >= 0.9 for r in kept.values())
     assert set(kept) < set(ids(uninterrupted / "filtered"))
-    record = json.loads((out / "filtered" / "_run.json").read_text())
+    record = json.loads((out / "filtered" / ".refinedweb/run.json").read_text())
     assert record["settings"]["langid.threshold"] == 0.9
 
 
@@ -235,7 +235,7 @@ def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
 
         kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".parquet") for k in objects("run/filtered/")),
                   log=tmp_path / "killed.log", stage="filter")
-        done_before = len(objects("run/filtered/_done/"))
+        done_before = len(objects("run/filtered/.refinedweb/done/"))
         assert done_before < len(INPUTS)
         result = run("s3://rw-resume/run/", stage="filter")
         assert result.returncode == 0, result.stderr[-3000:]
@@ -247,11 +247,11 @@ def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
             got = {(r["source"], r["id"]): r for r in table.to_pylist()}
             assert table.num_rows == len(got), f"{stage}: a document appears twice"
             assert got == rows(uninterrupted / stage)
-        stats = json.loads(client.get_object(Bucket="rw-resume", Key="run/filtered/_stats.json")["Body"].read())
+        stats = json.loads(client.get_object(Bucket="rw-resume", Key="run/filtered/.refinedweb/stats.json")["Body"].read())
         assert stats["files_resumed"] == done_before and stats["totals"]["reconciled"]
         assert not client.list_multipart_uploads(Bucket="rw-resume").get("Uploads")
 
-        kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".json") for k in objects("run/dedup/_done/exact-scan-")),
+        kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".json") for k in objects("run/dedup/.refinedweb/done/exact-scan-")),
                   log=tmp_path / "killed-dedup.log", command=dedup_command(uninterrupted, "s3://rw-resume/run/"))
         assert any("_work/dedup/minhash" in k for k in objects("run/_work/"))
         result = subprocess.run(dedup_command(uninterrupted, "s3://rw-resume/run/"), capture_output=True, text=True,
@@ -290,5 +290,5 @@ def test_a_killed_ray_worker_is_retried(uninterrupted, tmp_path):
         got = ids(out / stage)
         assert max(got.values()) == 1 and got == ids(uninterrupted / stage)
         assert rows(out / stage) == rows(uninterrupted / stage)
-    stats = json.loads((out / "filtered" / "_stats.json").read_text())
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert stats["totals"]["files_failed"] == 0 and stats["totals"]["reconciled"]

@@ -60,7 +60,7 @@ def test_planted_secrets_reach_no_log_stat_marker_or_error(tmp_path):
                 objects[item["Key"]] = client.get_object(Bucket="rw-secure", Key=item["Key"])["Body"].read()
     assert result.returncode == 1, result.stderr[-3000:]          # the 404 failed, the other file was processed
     assert "missing.warc.gz" in result.stderr and "HTTP 404" in result.stderr
-    assert any(key.startswith("run/filtered/_done/") for key in objects)
+    assert any(key.startswith("run/filtered/.refinedweb/done/") for key in objects)
     assert any(key.endswith(".parquet") for key in objects)
     texts = {"stdout": result.stdout, "stderr": result.stderr, **{k: v.decode("latin-1") for k, v in objects.items()}}
     for where, text in texts.items():

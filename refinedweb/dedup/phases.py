@@ -26,7 +26,8 @@ Layout under `<output>/_work/dedup/` (deleted after a successful run unless `ded
   exact_substring/marks/p=P.npy            the same, merged into one sorted file per part
   tails/p=P.parquet                        part P's last, partly filled shard (merged by phase_merge_tails)
 Output: `<output>/dedup/part-PPPPP/part-PPPPP-NNNNN.parquet` and `<output>/dedup/merged/…`, with every input
-column, listed in `<output>/dedup/_manifest.json`; `<output>/dedup/_urls/p=P.npz`: the kept URLs' hashes.
+column, listed in `<output>/dedup/.refinedweb/manifest.json`; `<output>/dedup/.refinedweb/urls/p=P.npz`: the kept
+URLs' hashes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import UserError
+from ..io.manifest import META
 from ..io.parquet import ShardLimits, ShardWriter, conform
 from ..io.remote import FetchConfig
 from ..io.storage import open_storage
@@ -52,7 +54,7 @@ from .urls import SeenUrls, url_hashes
 
 DEDUP_DIR = "dedup"
 WORK = f"_work/{DEDUP_DIR}"
-URLS = f"{DEDUP_DIR}/_urls"        # kept URL hashes per part (outside _work, which may be deleted at the end)
+URLS = f"{DEDUP_DIR}/{META}/urls"  # kept URL hashes per part (outside _work, which may be deleted at the end)
 CORPUS = f"{WORK}/corpus.json"
 SUB_STAGES = ("minhash", "exact_substring", "url")
 

@@ -1,4 +1,4 @@
-"""`_manifest.json`: every shard of a stage folder with its rows, tokens, bytes, sha256 and languages,
+"""`.refinedweb/manifest.json`: every shard of a stage folder with its rows, tokens, bytes, sha256 and languages,
 and the totals. Written last, by the driver, from the tasks' results: a folder with a manifest is
 complete, and `refinedweb stats` answers from manifests alone, without reading any text."""
 
@@ -8,7 +8,10 @@ import json
 import time
 from typing import Any, Iterable
 
-MANIFEST = "_manifest.json"
+# Run state and metadata of a stage folder live in this hidden sub-folder, so that the folder itself holds
+# only Parquet: every reader (pyarrow.dataset, HF datasets with data_dir, DuckDB/Polars globs) skips it.
+META = ".refinedweb"
+MANIFEST = f"{META}/manifest.json"
 FORMAT = "refinedweb-manifest/1"
 
 

@@ -1,6 +1,6 @@
 """Driver side of `--stage dedup`: schedules the phases of `dedup/phases.py` (scans per part, buckets,
 component rounds, output per part, tail merges) through the run-units helper, then the URL store,
-`_stats.json` and `_manifest.json`."""
+`.refinedweb/stats.json` and `.refinedweb/manifest.json`."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     budget = task_budget_bytes(cfg)
     plan = state.completed("plan-").get("plan-all")
     if plan is None:            # a resumed run keeps the plan its intermediate data was made with
-        plan = plan_work(cfg, corpus, budget, _cpus(runtime, cfg, workers, ray_address))
+        plan = plan_work(cfg, corpus, budget, _cpus(runtime, cfg, workers))
         write_marker(storage, DEDUP_DIR, "plan-all", plan)
     corpus = with_plan(corpus, plan["parts"], plan["buckets"])
     parts = corpus.parts
@@ -179,10 +179,10 @@ def plan_work(cfg: dict[str, Any], corpus: Corpus, budget: int, cpus: int) -> di
     return {"parts": parts, "buckets": buckets}
 
 
-def _cpus(runtime, cfg: dict[str, Any], workers: int | None, address: str | None) -> int:
+def _cpus(runtime, cfg: dict[str, Any], workers: int | None) -> int:
     if workers or cfg["run"].get("workers"):
         return int(workers or cfg["run"]["workers"])
-    if address:                                  # a cluster: the CPUs it has
+    if runtime.address:                          # a cluster: the CPUs it has
         return int(runtime.start().slots)
     return os.cpu_count() or 1
 

@@ -21,7 +21,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
                      log: Callable[[str], None] = print, runtime: RayRuntime | None = None,
                      overwrite: bool = False, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Filter every input file into `<output>/filtered/`. Files finished by an earlier run of the same
-    config (they have a completion marker) are not redone: their stored results go into _stats.json."""
+    config (they have a completion marker) are not redone: their stored results go into the stage's stats."""
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
@@ -50,7 +50,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     if todo:
         with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
             runtime.start()
-            log(f"[filter] Ray: {runtime.slots} worker slot(s){' on ' + ray_address if ray_address else ' (embedded)'}")
+            log(f"[filter] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
             runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host)
     order = {redact(uri): i for i, uri in enumerate(files)}
     results.sort(key=lambda r: order.get(r["uri"], 0))

@@ -6,6 +6,7 @@ layer (`runtime/ray_runner.py`) calls `filter_file` in a task per input file.
 from __future__ import annotations
 
 import hashlib
+import re
 import random
 import time
 from dataclasses import dataclass
@@ -140,17 +141,24 @@ class DocumentStages:
         self._steps = self.steps()
 
 
+# HF `datasets` (`load_dataset("parquet", data_dir=…)`) reads a file name holding one of these words between
+# separators as a split, and then loads only the files so named: `test-crawl.warc.gz` would hide the rest.
+_SPLIT_WORD = re.compile(r"(?<![^-._ 0-9])(train|training|validation|valid|dev|val|test|testing|eval|evaluation)"
+                         r"(?![^-._ 0-9])")
+
+
 def shard_prefix(uri: str) -> str:
-    """Deterministic, collision-free shard name prefix for an input: readable stem + hash of the URI."""
+    """Deterministic, collision-free shard name prefix for an input: readable stem + hash of the URI (a
+    split word in the stem is capitalised, which HF's case-sensitive patterns do not match)."""
     name = PurePosixPath(uri.split("?", 1)[0]).name
     for ext in (".gz", ".warc", ".arc"):
         name = name.removesuffix(ext)
     digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:10]
-    return f"{safe_name(name, 60)}-{digest}"
+    return f"{_SPLIT_WORD.sub(lambda m: m.group(0).capitalize(), safe_name(name, 60))}-{digest}"
 
 
 def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStages) -> dict[str, Any]:
-    """Process one input file end to end and return its accounting (a dict for _stats.json)."""
+    """Process one input file end to end and return its accounting (a dict for the stage's stats)."""
     account = FileAccount(redact(uri))
     fetch = FetchConfig.from_config(cfg)
     storage = open_storage(output, fetch)
@@ -224,7 +232,7 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
 
 
 def _note_fetch(account: FileAccount, stream) -> None:
-    """Retries and range resumes of a remote input, for _stats.json."""
+    """Retries and range resumes of a remote input, for the stage's stats."""
     raw = getattr(stream, "raw", None)
     if raw is not None and hasattr(raw, "retries"):
         account.notes["fetch_retries"] += raw.retries

@@ -1,5 +1,5 @@
 """Driver of `refinedweb mix`: scan the sources (a task per file), plan (driver), write shards (a task
-per shard, with completion markers), then `mix/_manifest.json` and `mix_report.json`."""
+per shard, with completion markers), then `mix/.refinedweb/manifest.json` and `mix_report.json`."""
 
 from __future__ import annotations
 

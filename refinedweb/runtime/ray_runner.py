@@ -1,7 +1,8 @@
 """The only module that knows Ray: runs the per-file filter pass as Ray tasks.
 
-Embedded Ray by default (`ray.init` with `workers` CPUs, shut down at the end); an existing cluster
-with `ray_address`. The URL blocklist is loaded once on the driver and put in the object store: its
+Which Ray: `--ray-address` if given (`local` forces a new embedded instance), else `RAY_ADDRESS` (Ray sets
+it for a job's driver, so a submitted run joins the cluster it was submitted to), else embedded Ray
+(`ray.init` with `workers` CPUs, shut down at the end). The URL blocklist is loaded once on the driver and put in the object store: its
 numpy arrays are shared read-only by all workers of a node instead of being loaded per worker.
 """
 
@@ -46,13 +47,15 @@ def _with_peak_rss(result: Any) -> Any:
 
 def memory_report(results: list[dict[str, Any]], cfg: dict[str, Any], stage: str,
                   log: Callable[[str], None]) -> dict[str, Any]:
-    """The largest worker peak RSS of a stage's tasks, against `run.worker_memory_mb` (logged when above)."""
+    """The largest worker peak RSS of a stage's tasks, against `run.worker_memory_mb` (logged when above), and
+    the Ray nodes this run's tasks ran on."""
     peaks = [r["worker_peak_rss_mb"] for r in results if r.get("worker_peak_rss_mb") is not None]
     peak = max(peaks) if peaks else None
     cap = cfg["run"].get("worker_memory_mb")
     if peak is not None and cap and peak > cap:
         log(f"[{stage}] WARNING: a worker peaked at {peak:,.0f} MB, above run.worker_memory_mb={cap}")
-    return {"worker_peak_rss_mb": peak, "worker_memory_mb": cap}
+    nodes = sorted({r["worker_node"] for r in results if r.get("worker_node") and not r.get("resumed")})
+    return {"worker_peak_rss_mb": peak, "worker_memory_mb": cap, "worker_nodes": nodes}
 
 
 def peak_rss_mb() -> float:
@@ -63,13 +66,57 @@ def peak_rss_mb() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+EMBEDDED = "local"
+
+
+def cluster_address(flag: str | None, environ: dict[str, str] | None = None) -> str | None:
+    """The Ray cluster to join, or None for embedded Ray: `--ray-address` first, then `RAY_ADDRESS`."""
+    env = os.environ if environ is None else environ
+    source, address = ("--ray-address", flag) if flag else ("RAY_ADDRESS", env.get("RAY_ADDRESS", ""))
+    address = (address or "").strip()
+    if not address or address == EMBEDDED:
+        return None
+    if address.startswith(("http://", "https://")):
+        raise UserError(f"{source}={redact(address)} is a Ray Jobs API (dashboard) address, not a cluster to join: "
+                        f"run there with `refinedweb submit --address {redact(address)} -- run …`, join with "
+                        "--ray-address HOST:6379 (or auto on a node of the cluster), or use --ray-address local "
+                        "for embedded Ray")
+    return address
+
+
+def _auth_mode() -> str:
+    return os.environ.get("RAY_AUTH_MODE", "").strip().lower()
+
+
+def _token_auth_when_a_token_exists() -> None:
+    """Joining a cluster: turn on Ray's token auth when RAY_AUTH_MODE is unset and a token exists, as
+    `ray start --head` and `ray.init("auto")` do (Ray itself skips this for an explicit address, which
+    would make a job's RAY_ADDRESS fail against a head started with a token file)."""
+    from .ray_auth import find_token
+
+    if _auth_mode() or not find_token()[0]:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    import sys
+
+    if "ray" in sys.modules:                     # Ray read its config at import: have it read it again
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):    # a Ray without token authentication
+            pass
+
+
 class RayRuntime:
     """Context manager: connects to (or starts) Ray and knows how many tasks to keep in flight."""
 
     def __init__(self, workers: int | None, address: str | None, object_store_bytes: int | None = None,
                  task_memory_bytes: int | None = None):
+        """`address` as the user gave it (`--ray-address`, None when absent): resolved with RAY_ADDRESS here."""
         self.workers = workers
-        self.address = address
+        self.address = cluster_address(address)
+        self.address_source = "--ray-address" if address and self.address else "RAY_ADDRESS"
         self.object_store_bytes = object_store_bytes
         self.task_memory_bytes = task_memory_bytes
         self.started_here = False
@@ -91,18 +138,20 @@ class RayRuntime:
 
     def start(self) -> "RayRuntime":
         """Connect to (or start) Ray once; later calls reuse the session."""
-        import ray
-
         if getattr(self, "slots", None):
             return self
+        if self.address:
+            _token_auth_when_a_token_exists()
+        import ray
+
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
                                   "include_dashboard": False}
-        if ray.is_initialized():
+        if ray.is_initialized():                 # a session the caller opened (a notebook, a test): use it
             pass
         elif self.address:
-            ray.init(address=self.address, logging_level=logging.WARNING)
+            self._join()
         else:
             if self.object_store_bytes:
                 kwargs["object_store_memory"] = self.object_store_bytes
@@ -112,6 +161,27 @@ class RayRuntime:
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = max(1, min(self.workers or cluster_cpus, cluster_cpus) if self.address else (self.workers or cluster_cpus))
         return self
+
+    def _join(self) -> None:
+        import ray
+        from ray.exceptions import AuthenticationError
+
+        from .ray_auth import HOW, auth_failure, token_sent
+
+        where = f"the Ray cluster at {self.address} ({self.address_source})"
+        sent = token_sent()[1]
+        try:
+            ray.init(address=self.address, logging_level=logging.WARNING)
+        except AuthenticationError as exc:
+            raise auth_failure(where, str(exc), sent) from None
+        except ConnectionError as exc:           # no cluster there, or (Ray reports it so) a refused token
+            raise UserError(f"cannot join {where}: {str(exc).splitlines()[0][:160]}; sent {sent} "
+                            f"(a cluster with token authentication needs its token: {HOW}); "
+                            "--ray-address local runs embedded Ray") from None
+
+    def describe(self) -> str:
+        """Where the tasks run, for the driver's log."""
+        return f"on the cluster at {self.address} ({self.address_source})" if self.address else "(embedded)"
 
     def close(self) -> None:
         if self.started_here:

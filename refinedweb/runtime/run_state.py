@@ -1,8 +1,8 @@
 """What makes a stage resumable: a run record with the config it was made with, and completion markers.
 
-Layout under a stage folder (`filtered/`, `dedup/`), invisible to Parquet readers (leading `_`):
-  _run.json          the output-changing config keys of the run that made this folder, and its fingerprint
-  _done/<key>.json   one marker per finished unit of work (an input file, a dedup phase × part), holding
+Layout under a stage folder (`filtered/`, `dedup/`), in its hidden `.refinedweb/` that Parquet readers skip:
+  run.json           the output-changing config keys of the run that made this folder, and its fingerprint
+  done/<key>.json    one marker per finished unit of work (an input file, a dedup phase × part), holding
                      that unit's result; written only after the unit's files are committed
 
 A re-run with the same config skips every unit that has a marker and redoes the rest: a unit's files
@@ -18,10 +18,12 @@ import json
 from typing import Any, Callable
 
 from ..errors import UserError
+from ..io.manifest import META
 from ..io.storage import safe_name
 
-RUN_RECORD = "_run.json"
-DONE_DIR = "_done"
+RUN_RECORD = f"{META}/run.json"
+DONE_DIR = f"{META}/done"
+LEGACY_RUN_RECORD = "_run.json"      # refinedweb before 0.2 kept run state beside the shards
 
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
 FILTER_SECTIONS = ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens",
@@ -88,6 +90,9 @@ class StageState:
             for folder in folders:
                 self.storage.delete_tree(folder)
             log(f"[{self.folder}] --overwrite: removed earlier output under {self.storage.uri}/{self.folder}/")
+        if self.storage.exists(f"{self.folder}/{LEGACY_RUN_RECORD}"):
+            raise UserError(f"{self.storage.uri}/{self.folder} was written by an older refinedweb (run state in "
+                            f"{LEGACY_RUN_RECORD} beside the shards); use --overwrite to start over, or another --output")
         record = self._read_record()
         if record is not None:
             old = record.get("settings", {})

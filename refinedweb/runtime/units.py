@@ -1,7 +1,7 @@
 """Run the units of a phase as Ray tasks, skipping the ones an earlier run finished.
 
 A unit is one call of a plain phase function. Its task writes the unit's files, then a completion marker
-holding its result (`<folder>/_done/<name>-<key>.json`); a re-run after a crash reads the markers and runs
+holding its result (`<folder>/.refinedweb/done/<name>-<key>.json`); a re-run after a crash reads the markers and runs
 only the units without one, so its results are the same as an uninterrupted run's.
 """
 
