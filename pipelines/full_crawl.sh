@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-crawl job: one CommonCrawl crawl through filter -> dedup -> report.
 #
-#   pipelines/full_crawl.sh CC-MAIN-2023-06 s3://bucket/refinedweb/CC-MAIN-2023-06 [--ray-address auto] [...]
+#   pipelines/full_crawl.sh CC-MAIN-2023-06 s3://bucket/refinedweb/CC-MAIN-2023-06 [...]
 #
 # Inside AWS add `--set fetch.base_uri=s3://commoncrawl/`; re-running the same command resumes a crashed run.
 set -euo pipefail

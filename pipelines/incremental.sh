@@ -4,7 +4,7 @@
 # the URLs kept from earlier crawls, so a URL is kept once across dumps (RW §3.3). A crawl whose run
 # crashed has no manifest yet: the next run resumes it.
 #
-#   pipelines/incremental.sh s3://bucket/refinedweb [--ray-address auto] [--set key=value ...]
+#   pipelines/incremental.sh s3://bucket/refinedweb [--set key=value ...]
 #
 # COLLINFO: where the list of crawls comes from (default CommonCrawl's collinfo.json; "" = list
 # crawl-data/ under fetch.base_uri). LIMIT: at most this many new crawls per run (default: all).

@@ -1,5 +1,5 @@
 """Which CommonCrawl crawls exist, and which of them an output root has not processed yet (for the
-incremental job). A crawl is processed when `<root>/<crawl id>/dedup/_manifest.json` exists: the
+incremental job). A crawl is processed when `<root>/<crawl id>/dedup/.refinedweb/manifest.json` exists: the
 manifest is written last, so a crawl whose run crashed is still pending and is resumed."""
 
 from __future__ import annotations

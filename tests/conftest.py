@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# A developer's shell may point at a cluster (RAY_ADDRESS, RAY_API_SERVER_ADDRESS): the suite's runs are
+# embedded unless a test starts its own cluster and says so.
+for _name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+    os.environ.pop(_name, None)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

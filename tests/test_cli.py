@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from .conftest import REPO, SAMPLES, shared
+from .readers import assert_every_reader_reads
 
 CLI = [sys.executable, "-m", "refinedweb"]
 
@@ -55,14 +56,21 @@ def e2e_run(tmp_path_factory):
     """One real run: 2 Ray workers over the bundled sample WARCs plus the clipped one, with the full
     shared 4.6M-domain blocklist when present (else the bundled demo list)."""
     out = tmp_path_factory.mktemp("e2e")
-    inputs = [str(p) for p in sorted(SAMPLES.glob("*.warc.gz"))]
+    # one sample under a name with a split word ("test"): HF datasets must still read every shard
+    linked = tmp_path_factory.mktemp("e2e-inputs")
+    for path in sorted(SAMPLES.glob("*.warc.gz")):
+        name = "test-crawl.warc.gz" if path.name.startswith("dolma_sample-0000") else path.name
+        (linked / name).symlink_to(path)
+    inputs = [str(p) for p in sorted(linked.iterdir())]
     clipped = REPO.parent / "shared" / "data" / "warc" / "resiliparse_clipped.warc.gz"
     if clipped.exists():
         inputs.append(str(clipped))
     full = REPO.parent / "shared" / "data" / "blocklists" / "datatrove_fineweb" / "url_filterblacklistsv0_3_0.tar.gz"
     blocklist = str(full) if full.exists() else "package:demo_blocklist.txt"
     result = run_cli("run", "--stage", "all", "--workers", "2", "--input", *inputs, "--output", str(out),
-                     "--set", f"url_filter.blocklist=[{blocklist}]", "--set", "output.write_dropped=true")
+                     "--set", f"url_filter.blocklist=[{blocklist}]", "--set", "output.write_dropped=true",
+                     # several shards per folder, part shards and merged tails in dedup/
+                     "--set", "output.shard_max_rows=10", "--set", "dedup.parts=2")
     return out, inputs, result
 
 
@@ -131,6 +139,19 @@ def test_e2e_dropped_documents_are_auditable(e2e_run):
     stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
     assert len(dropped) == stats["totals"]["dropped"] + stats["totals"]["errors"]
     assert {"read", "extract", "langid"} <= {d["stage"] for d in dropped}
+
+
+def test_e2e_every_readme_reader_reads_every_output_folder(e2e_run, tmp_path, monkeypatch):
+    """README: pyarrow.dataset, DuckDB and Polars globs, HF `load_dataset("parquet", data_dir=…)`, each on
+    filtered/, dropped/ and dedup/ as they are (run state and manifests included)."""
+    out, _, _ = e2e_run
+    assert any(p.name.startswith("Test-crawl-") for p in (out / "filtered").glob("*.parquet"))
+    assert (out / "dedup" / "merged").is_dir() and list((out / "dedup").glob("part-*/*.parquet"))
+    counts = {name: assert_every_reader_reads(out / name, tmp_path / "hf", monkeypatch)
+              for name in ("filtered", "dropped", "dedup")}
+    stats = json.loads((out / "filtered" / ".refinedweb/stats.json").read_text())
+    assert counts["filtered"] == stats["totals"]["kept"]
+    assert counts["dedup"] == json.loads((out / "dedup" / ".refinedweb/manifest.json").read_text())["totals"]["rows"]
 
 
 def test_rerun_replaces_instead_of_duplicating(tmp_path):

@@ -208,6 +208,21 @@ def test_submit_with_the_default_runtime_env_runs_on_both_nodes_like_embedded(cl
     assert missing.returncode == 2 and "no such job" in missing.stderr
 
 
+def test_a_pipeline_script_submitted_as_the_cronjob_does_runs_on_the_cluster(cluster, inputs, embedded, tmp_path):
+    """pipelines/k8s/cronjob-incremental.yaml's shape: `submit --no-install --wait -- bash pipelines/….sh`;
+    the script's `$REFINEDWEB run` joins the cluster with no --ray-address."""
+    out = tmp_path / "script"
+    submitted = subprocess.run([*CLI, "submit", "--address", cluster.api, "--no-install", "--wait", "--", "bash",
+                                "pipelines/filter_warcs.sh", str(Path(inputs[0]).parent), str(out), *SETS,
+                                "--progress", "plain"],
+                               env=cluster.env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    logs = subprocess.run([*CLI, "logs", submitted.stdout.strip(), "--address", cluster.api], env=cluster.env,
+                          capture_output=True, text=True, timeout=120, cwd=REPO).stdout
+    assert "(RAY_ADDRESS)" in logs, logs[-2000:]
+    assert rows(out / "filtered") == rows(embedded / "filtered")
+
+
 def test_an_authentication_failure_names_the_token_tried_and_how_to_provide_one(cluster, tmp_path):
     def status(**env: str) -> subprocess.CompletedProcess:
         return subprocess.run([*CLI, "status", "raysubmit_nope", "--address", cluster.api],

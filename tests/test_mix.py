@@ -19,6 +19,7 @@ from refinedweb.mix.plan import MixConfig, RowGroup, apply_cut, select
 from refinedweb.stages.tokens import count_tokens
 
 from .conftest import REPO
+from .readers import assert_every_reader_reads
 from .servers import moto_s3
 from .test_output import docs
 
@@ -77,6 +78,12 @@ def test_shares_and_total_match_the_config(mixed):
         tokens[corpus] = tokens.get(corpus, 0) + n
     assert tokens == {name: s["tokens"] for name, s in by_name.items()}
     assert "web" in result.stdout and "mix_report.json" in result.stdout
+
+
+def test_mix_output_reads_with_every_readme_reader(mixed, tmp_path, monkeypatch):
+    out = mixed[0]
+    rows = assert_every_reader_reads(out / "mix", tmp_path / "hf", monkeypatch)
+    assert rows == json.loads((out / "mix" / ".refinedweb/manifest.json").read_text())["totals"]["rows"]
 
 
 def test_every_input_column_plus_corpus(mixed):

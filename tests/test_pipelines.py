@@ -55,6 +55,17 @@ def test_kuberay_and_cron_manifests():
     args = build_parser().parse_args(command[1:])           # the CLI accepts exactly this command line
     assert args.wait and args.job_command[1:3] == ["bash", "/opt/refinedweb/pipelines/incremental.sh"]
     assert (PIPELINES / "incremental.sh").exists()
+    # jobs join the cluster they run on through RAY_ADDRESS (set by Ray): no --ray-address to forget
+    assert "--ray-address" not in job["spec"]["entrypoint"] and "--ray-address" not in command
+    # token auth: every RayCluster pod and the CronJob's submitter read the same Secret
+    def token_env(container):
+        env = {e["name"]: e for e in container.get("env", [])}
+        return env.get("RAY_AUTH_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef"), env.get("RAY_AUTH_MODE", {}).get("value")
+    always_on = manifests["raycluster.yaml"]["spec"]
+    pods = [always_on["headGroupSpec"]["template"]] + [g["template"] for g in always_on["workerGroupSpecs"]]
+    secret = {"name": "refinedweb-ray-token", "key": "auth_token"}
+    assert all(token_env(p["spec"]["containers"][0]) == (secret, "token") for p in pods)
+    assert token_env(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0])[0] == secret
     dockerfile = (PIPELINES / "k8s" / "Dockerfile").read_text()
     import ray
 

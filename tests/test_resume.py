@@ -220,6 +220,16 @@ def test_output_without_a_run_record_is_not_mixed_into(tmp_path):
     assert "without a run record" in result.stderr
 
 
+def test_output_of_the_older_layout_is_refused_in_one_line(tmp_path):
+    """Run state used to sit beside the shards (`_run.json`, `_done/`): such a folder is not resumed blindly."""
+    out = tmp_path / "out"
+    (out / "filtered").mkdir(parents=True)
+    (out / "filtered" / "_run.json").write_text("{}")
+    result = run(out)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "older refinedweb" in result.stderr and "--overwrite" in result.stderr
+
+
 def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
     """The filter stage, then the dedup stage, on S3 (moto server): objects and markers committed before the
     kill are kept, the dedup work folder (records, pairs, decisions) lives on S3 too."""
