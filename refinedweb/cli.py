@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Sequence
 
-from .errors import UserError
+from .errors import RerunNeeded, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -120,6 +120,7 @@ def _cmd_run(args) -> int:
                 log(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:")
                 for f in failed:
                     log(f"  {f['uri']}: {f['error']}")
+                log("refinedweb: run the same command again to retry them (finished files are skipped)")
                 code = EXIT_FAILED
             dedup_inputs = [_filtered_inputs(summary["output"])]
             if failed and args.stage == "all":
@@ -271,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"refinedweb: error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except RerunNeeded as exc:
+        from .io.remote import scrub
+
+        print(f"refinedweb: stopped: {scrub(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("refinedweb: interrupted", file=sys.stderr)
         return 130

@@ -230,6 +230,31 @@ def test_output_of_the_older_layout_is_refused_in_one_line(tmp_path):
     assert "older refinedweb" in result.stderr and "--overwrite" in result.stderr
 
 
+def test_a_dedup_task_that_fails_for_good_stops_the_run_in_one_line_saying_to_rerun(tmp_path):
+    """A Parquet input whose footer is fine but whose data pages are corrupt: the plan (footers) passes,
+    the scan task fails; the run stops with exit 1 and one line, not a traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    texts = [f"document {i} " + " ".join(f"w{(i * j) % 997}" for j in range(300)) for i in range(50)]
+    path = folder / "docs.parquet"
+    pq.write_table(pa.table({"id": [str(i) for i in range(50)], "url": [f"https://e.org/{i}" for i in range(50)],
+                             "text": texts}), path, compression="zstd")
+    data = bytearray(path.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    for i in range(8, len(data) - footer - 8, 7):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    result = subprocess.run([*CLI, "run", "--stage", "dedup", "--workers", "1", "--input", str(folder),
+                             "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("refinedweb: stopped: a task failed (") and "run the same command again to resume" in last
+
+
 def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
     """The filter stage, then the dedup stage, on S3 (moto server): objects and markers committed before the
     kill are kept, the dedup work folder (records, pairs, decisions) lives on S3 too."""

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from ..config import fingerprint
-from ..errors import UserError
+from ..errors import RerunNeeded, UserError
 from ..io.remote import host_of, redact, scrub
 from .filter_pass import DocumentStages, filter_file
 
@@ -223,7 +223,11 @@ class RayRuntime:
         while queue or pending:
             for uri in take_schedulable(queue, len(pending), 2 * self.slots, per_host_running, per_host):
                 pending[task.remote(uri, cfg_ref, output, blocklist_ref)] = uri
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            try:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            except Exception as exc:              # the driver lost its cluster
+                raise RerunNeeded(f"lost the Ray cluster ({_short_error(exc)}); finished files are kept: "
+                                  "run the same command again to resume") from exc
             for ref in done:
                 uri = pending.pop(ref)
                 per_host_running[host_of(uri)] -= 1
@@ -242,7 +246,8 @@ def _call(fn: Callable, args: tuple) -> Any:
 
 def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_retries: int) -> list[Any]:
     """Run `fn(*args)` for every args as Ray tasks (at most 2 × slots in flight); results in input order.
-    A task that raises makes the whole phase fail with that error (dedup phases are all-or-nothing)."""
+    A task that fails for good stops the phase: a UserError from inside it as itself, anything else as
+    RerunNeeded (the finished units have their markers, so the same command resumes)."""
     import ray
 
     runtime.start()
@@ -255,15 +260,18 @@ def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_ret
         while queue and len(pending) < 2 * runtime.slots:
             i = queue.pop(0)
             pending[task.remote(fn_ref, arg_list[i])] = i
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            try:
+        try:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
                 results[pending.pop(ref)] = ray.get(ref)
-            except Exception as exc:
-                cause = getattr(exc, "cause", None)
-                if isinstance(cause, UserError):      # a user's mistake found inside a task: one line, exit 2
-                    raise UserError(str(cause)) from None
-                raise
+        except Exception as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, UserError):          # a user's mistake found inside a task: one line, exit 2
+                raise UserError(str(cause)) from None
+            # retries exhausted (a node lost again and again, an I/O error) or the cluster itself lost:
+            # what finished has its markers, so the same command resumes from there
+            raise RerunNeeded(f"a task failed ({_short_error(exc)}); the work finished so far is kept: "
+                              "run the same command again to resume") from exc
     return results
 
 
