@@ -27,6 +27,10 @@ def _positive_int(value: str) -> int:
     return number
 
 
+RAY_ADDRESS_HELP = ("a Ray cluster to join: auto, HOST:6379 or ray://HOST:10001; `local` forces embedded Ray "
+                    "(default: the cluster of RAY_ADDRESS when set, as inside a Ray job, else embedded Ray)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="refinedweb", description="RefinedWeb pipeline: CommonCrawl WARC -> filtered, deduplicated Parquet.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -38,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="WARC/ARC files, directories, globs, s3://…, http(s)://…, cc:CRAWL-ID, *.paths.gz listings")
     run.add_argument("--output", required=True, metavar="URI", help="a local directory or s3://bucket/prefix/")
     run.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
-    run.add_argument("--ray-address", help="address of an existing Ray cluster (default: embedded Ray)")
+    run.add_argument("--ray-address", help=RAY_ADDRESS_HELP)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a config key, e.g. --set langid.threshold=0.7 (repeatable)")
     run.add_argument("--limit", type=_positive_int, help="take only the first N input files")
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--config", required=True, help="a YAML file with a 'mix:' section (see configs/mix/)")
     mix.add_argument("--output", required=True, metavar="URI", help="a local directory or s3://bucket/prefix/")
     mix.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
-    mix.add_argument("--ray-address", help="address of an existing Ray cluster (default: embedded Ray)")
+    mix.add_argument("--ray-address", help=RAY_ADDRESS_HELP)
     mix.add_argument("--overwrite", action="store_true", help="delete an earlier mix in OUTPUT and start over")
     mix.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
                      help="log format: JSON lines for batch jobs, otherwise plain")

@@ -49,7 +49,7 @@ def test_partition_by_language(tmp_path):
     _, result = _run(tmp_path, SAMPLES / "cc2008_arc2warc_1213893279526_0.warc.gz",
                      ["langid.partition_by_language=true", "langid.languages=[en, de, es, fr]"])
     _assert_reconciled(result)
-    folders = {p.name for p in (tmp_path / "filtered").iterdir() if p.is_dir() and not p.name.startswith("_")}
+    folders = {p.name for p in (tmp_path / "filtered").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
     assert "lang=en" in folders and len(folders) >= 2
     for folder in folders:
         rows = ds.dataset(str(tmp_path / "filtered" / folder), format="parquet").to_table().to_pylist()
