@@ -25,7 +25,7 @@ import boto3  # noqa: E402
 from refinedweb.config import load_config  # noqa: E402
 from refinedweb.io.inputs import open_input  # noqa: E402
 from refinedweb.io.remote import FetchConfig  # noqa: E402
-from refinedweb.runtime.filter_pass import DocumentStages, filter_file  # noqa: E402
+from refinedweb.runtime.filter_pass import Pipeline, filter_file  # noqa: E402
 from refinedweb.stages.blocklist import load_blocklist  # noqa: E402
 from tests.servers import FlakyFileServer, moto_s3  # noqa: E402
 
@@ -41,7 +41,7 @@ def read_mb_per_s(uri: str, fetch: FetchConfig, size: int, repeat: int = 3) -> f
     return round(size / best / 1e6, 1)
 
 
-def filter_docs_per_s(uri: str, cfg: dict, stages: DocumentStages) -> dict:
+def filter_docs_per_s(uri: str, cfg: dict, stages: Pipeline) -> dict:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = filter_file(uri, cfg, out, stages)
@@ -62,7 +62,7 @@ def main() -> None:
     size = warc.stat().st_size
     cfg = load_config(overrides=["fetch.start_jitter_seconds=0", "url_filter.blocklist=[package:demo_blocklist.txt]"])
     fetch = FetchConfig.from_config(cfg)
-    stages = DocumentStages.build(cfg, load_blocklist(cfg["url_filter"]["blocklist"]))
+    stages = Pipeline.build(cfg, load_blocklist(cfg["url_filter"]["blocklist"]))
     report = {"warc_bytes": size, "read_mb_per_s": {}, "filter": {}}
     with FlakyFileServer(warc.parent) as http, moto_s3() as endpoint:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench")

@@ -37,13 +37,13 @@ def blocklist_override() -> list[str]:
 
 def in_process(warc: Path, overrides: list[str]) -> dict:
     from refinedweb.config import load_config
-    from refinedweb.runtime.filter_pass import DocumentStages, filter_file
+    from refinedweb.runtime.filter_pass import Pipeline, filter_file
     from refinedweb.stages.blocklist import load_blocklist
 
     cfg = load_config(overrides=blocklist_override() + overrides)
     t0 = time.perf_counter()
     blocklist = load_blocklist(cfg["url_filter"]["blocklist"], cfg["url_filter"]["categories"])
-    stages = DocumentStages.build(cfg, blocklist)
+    stages = Pipeline.build(cfg, blocklist)
     setup = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()

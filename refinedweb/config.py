@@ -111,16 +111,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Defaults, then the file at `path` (if any), then each `--set` override, all validated."""
     defaults = _root_defaults()
     config = copy.deepcopy(defaults)
+    stage_sections: dict[str, Any] = {}      # sections of stage modules outside the package, checked below
+    trees = []
     if path is not None:
         user = _read_yaml(Path(path).expanduser())
         if Path(path).resolve() != packaged_config_path().resolve():
-            _merge(config, user, defaults)
+            trees.append(user)
     for item in overrides:
         parts, value = parse_override(item)
         nested: Any = value
         for part in reversed(parts):
             nested = {part: nested}
-        _merge(config, nested, defaults)
+        trees.append(nested)
+    for tree in trees:
+        _merge(config, {k: v for k, v in tree.items() if k in defaults}, defaults)
+        _merge(stage_sections, {k: v for k, v in tree.items() if k not in defaults}, None)
+    if stage_sections:
+        from .stages.contract import stage_modules
+
+        names = {module.NAME for module in stage_modules(config)}
+        for key, section in stage_sections.items():
+            if key not in names:
+                raise _unknown_key(str(key), defaults)
+            if not isinstance(section, dict):
+                raise UserError(f"config key '{key}' is a stage's section; give it a mapping")
+            config[key] = section
     _normalise(config)
     return config
 

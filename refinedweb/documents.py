@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -15,6 +16,8 @@ class Document:
     language: str = ""
     language_score: float = 0.0
     token_count: int = 0
+    html: str = ""                # the page until extraction replaces it with `text`
+    metadata: dict[str, Any] = field(default_factory=dict)   # signals stages write (their SIGNALS: columns)
 
 
 @dataclass(frozen=True, slots=True)

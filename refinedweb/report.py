@@ -20,13 +20,10 @@ import numpy as np
 
 from .errors import UserError
 from .io.manifest import MANIFEST
-from .stats import FILTER_STAGES, STATS
+from .stats import STATS
 
-TEXT_STAGES = ("extract", "langid", "repetition", "quality", "line_filter", "tokens")   # chars are text, not HTML
-LABELS = {"read": "HTML pages", "url_filter": "URL filter", "pre_langid": "language pre-check", "extract": "text extraction",
-          "langid": "language ID", "repetition": "repetition removal", "quality": "document-wise filter",
-          "line_filter": "line-wise corrections", "tokens": "filtered", "minhash": "fuzzy dedup",
-          "exact_substring": "exact-substring dedup", "url": "URL dedup"}
+# The filter stages' labels come from their modules (stored in the stats by the run); dedup's are these.
+LABELS = {"read": "HTML pages", "minhash": "fuzzy dedup", "exact_substring": "exact-substring dedup", "url": "URL dedup"}
 
 
 def _read_json(storage, relpath: str) -> dict[str, Any] | None:
@@ -42,14 +39,18 @@ def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any]
     if filter_stats:
         stages = filter_stats["stages"]
         final_tokens = filter_stats["totals"]["tokens"]
-        per_char = final_tokens / max(1, stages["tokens"]["chars_kept"])
-        for name in FILTER_STAGES:
-            st = stages.get(name)
-            if not st or not st["docs_in"]:
+        labels = {**LABELS, **filter_stats.get("labels", {})}
+        names = list(stages)
+        last = names[-1]
+        per_char = final_tokens / max(1, stages[last]["chars_kept"])
+        # chars_kept counts HTML before extraction and text from it on
+        text_stages = set(names[names.index("extract"):]) if "extract" in names else set()
+        for name, st in stages.items():
+            if not st["docs_in"]:
                 continue
-            exact = name == "tokens"
-            tokens = final_tokens if exact else (round(st["chars_kept"] * per_char) if name in TEXT_STAGES else None)
-            rows.append({"stage": name, "label": LABELS.get(name, name), "documents": st["kept"], "tokens": tokens,
+            exact = name == last and name == "tokens"
+            tokens = final_tokens if exact else (round(st["chars_kept"] * per_char) if name in text_stages else None)
+            rows.append({"stage": name, "label": labels.get(name, name), "documents": st["kept"], "tokens": tokens,
                          "tokens_exact": exact, "dropped": dict(sorted(st["dropped"].items(), key=lambda kv: -kv[1])),
                          "errors": st["errors"]})
     if dedup_stats:

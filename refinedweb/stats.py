@@ -14,8 +14,6 @@ from .io.manifest import META
 
 STATS = f"{META}/stats.json"   # per stage folder, beside the manifest, hidden from Parquet readers
 
-# The document stages in pipeline order (RW §3.1-3.2 "Macrodata Refinement").
-FILTER_STAGES = ("read", "url_filter", "pre_langid", "extract", "langid", "repetition", "quality", "line_filter", "tokens")
 
 
 def new_stage_stats() -> dict[str, Any]:
@@ -26,7 +24,8 @@ def new_stage_stats() -> dict[str, Any]:
 class FileAccount:
     """Counters for one input file, filled by the per-file pass."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, stages: list[str]):
+        """`stages`: accounting names in pipeline order (the source, then `filter.stages`)."""
         self.uri = uri
         self.records = 0
         self.kept = 0
@@ -35,7 +34,7 @@ class FileAccount:
         self.notes: Counter[str] = Counter()     # events that are not records (truncated input, ...)
         self.tokens = 0
         self.bytes_in = 0
-        self.stages = {name: new_stage_stats() for name in FILTER_STAGES}
+        self.stages = {name: new_stage_stats() for name in stages}
         self.started = time.time()
         self.shards: list[dict[str, Any]] = []   # manifest entries of the shards written
 
@@ -95,7 +94,10 @@ def merge_stage_stats(total: dict[str, dict], part: dict[str, dict]) -> None:
 
 def summarise(files: list[dict[str, Any]], wall_seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Aggregate per-file results into the content of the stage's stats file."""
-    stages: dict[str, dict] = {name: new_stage_stats() for name in FILTER_STAGES}
+    stages: dict[str, dict] = {}
+    for f in files:                           # pipeline order: every file's stages dict is in that order
+        for name in f.get("stages", {}):
+            stages.setdefault(name, new_stage_stats())
     totals = {"files": len(files), "files_failed": 0, "records": 0, "kept": 0, "dropped": 0, "errors": 0,
               "tokens": 0, "bytes_in": 0}
     for f in files:
@@ -126,10 +128,7 @@ def funnel(stages: dict[str, dict]) -> list[dict[str, Any]]:
     read = stages.get("read", new_stage_stats())
     pages = read["kept"]
     rows = [{"stage": "records", "docs": read["docs_in"], "pct_of_pages": None}]
-    for name in FILTER_STAGES:
-        st = stages.get(name)
-        if st is None:
-            continue
+    for name, st in stages.items():
         rows.append({"stage": name, "docs": st["kept"],
                      "pct_of_pages": round(100.0 * st["kept"] / pages, 2) if pages else 0.0})
     return rows

@@ -6,16 +6,16 @@ import pyarrow.dataset as ds
 import pytest
 
 from refinedweb.config import load_config
-from refinedweb.runtime.filter_pass import DocumentStages, filter_file, shard_prefix
+from refinedweb.runtime.filter_pass import Pipeline, filter_file, shard_prefix
 from refinedweb.stages.blocklist import load_blocklist
-from refinedweb.stats import FILTER_STAGES, summarise
+from refinedweb.stats import summarise
 
 from .conftest import SAMPLES, shared
 
 
 def _run(tmp_path, uri, overrides=()):
     cfg = load_config(overrides=["url_filter.blocklist=[package:demo_blocklist.txt]", *overrides])
-    stages = DocumentStages.build(cfg, load_blocklist(cfg["url_filter"]["blocklist"]))
+    stages = Pipeline.build(cfg, load_blocklist(cfg["url_filter"]["blocklist"]))
     return cfg, filter_file(str(uri), cfg, str(tmp_path), stages)
 
 
@@ -24,7 +24,9 @@ def _assert_reconciled(result):
     assert result["records"] == result["kept"] + sum(result["dropped"].values()) + sum(result["errors"].values())
     assert result["reconciled"]
     stages = result["stages"]
-    for before, after in zip(FILTER_STAGES, FILTER_STAGES[1:]):
+    order = list(stages)                     # pipeline order: read, then filter.stages
+    assert order == ["read", *load_config()["filter"]["stages"]]
+    for before, after in zip(order, order[1:]):
         assert stages[after]["docs_in"] == stages[before]["kept"], (before, after)
     assert stages["tokens"]["tokens"] == result["tokens"]
     if stages["extract"]["kept"]:
@@ -69,16 +71,16 @@ def test_dropped_documents_carry_stage_and_reason(tmp_path):
 
 def test_an_exception_in_a_stage_is_counted_not_fatal(tmp_path, monkeypatch):
     cfg = load_config(overrides=["url_filter.blocklist=[]"])
-    stages = DocumentStages.build(cfg)
+    stages = Pipeline.build(cfg)
     calls = {"n": 0}
 
-    def flaky(page, doc):
+    def flaky(doc):
         calls["n"] += 1
         if calls["n"] % 3 == 0:
             raise ValueError("boom")
         return None
 
-    stages._steps = [(name, flaky if name == "repetition" else step) for name, step in stages._steps]
+    next(s for s in stages.stages if s.name == "repetition").apply = flaky
     result = filter_file(str(SAMPLES / "dolma_sample-0000.warc.gz"), cfg, str(tmp_path), stages)
     _assert_reconciled(result)
     assert result["errors"] == {"repetition:ValueError": calls["n"] // 3}
@@ -104,7 +106,7 @@ def test_shard_names_are_deterministic_and_safe():
 
 def test_failed_input_is_reported(tmp_path):
     cfg = load_config(overrides=["url_filter.blocklist=[]"])
-    result = filter_file(str(tmp_path / "vanished.warc.gz"), cfg, str(tmp_path / "out"), DocumentStages.build(cfg))
+    result = filter_file(str(tmp_path / "vanished.warc.gz"), cfg, str(tmp_path / "out"), Pipeline.build(cfg))
     assert result["status"] == "failed" and "vanished" in result["error"]
     summary = summarise([result], 1.0)
     assert summary["totals"]["files_failed"] == 1

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from refinedweb.config import load_config
-from refinedweb.runtime.filter_pass import DocumentStages, filter_file
+from refinedweb.runtime.filter_pass import Pipeline, filter_file
 
 from . import hostile
 from .conftest import REPO
@@ -32,7 +32,7 @@ def hostile_set(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stages():
-    return DocumentStages.build(load_config(overrides=CONFIG))
+    return Pipeline.build(load_config(overrides=CONFIG))
 
 
 NAMES = ["truncated.warc.gz", "content_length_lies.warc", "content_length_lies.warc.gz", "page_50mb.warc.gz",

@@ -13,7 +13,8 @@ from ..io.manifest import MANIFEST, write_manifest
 from ..stats import STATS, summarise
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
-from .run_state import FILTER_SECTIONS, StageState
+from ..stages.contract import labels, stage_entries
+from .run_state import StageState, filter_sections
 
 
 def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
@@ -25,13 +26,13 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
-    state = StageState(storage, FILTERED_DIR, cfg, FILTER_SECTIONS)
+    state = StageState(storage, FILTERED_DIR, cfg, filter_sections(cfg))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
     done = state.completed()
     finished = {uri: done[shard_prefix(uri)] for uri in files if shard_prefix(uri) in done}
     todo = [uri for uri in files if uri not in finished]
     url_cfg = cfg["url_filter"]
-    wants_blocklist = bool(todo and url_cfg["enabled"] and url_cfg["blocklist"])
+    wants_blocklist = bool(todo and "url_filter" in stage_entries(cfg) and url_cfg["enabled"] and url_cfg["blocklist"])
     blocklist = load_blocklist(url_cfg["blocklist"], url_cfg["categories"]) if wants_blocklist else None
     log(f"[filter] {len(files)} input file(s) -> {storage.uri}/{FILTERED_DIR}/")
     if finished:
@@ -55,7 +56,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     order = {redact(uri): i for i, uri in enumerate(files)}
     results.sort(key=lambda r: order.get(r["uri"], 0))
     summary = summarise(results, time.time() - started,
-                        extra={"stage": "filter", "config_fingerprint": state.fingerprint,
+                        extra={"stage": "filter", "config_fingerprint": state.fingerprint, "labels": labels(cfg),
                                "files_resumed": len(finished), "output": f"{storage.uri}/{FILTERED_DIR}",
                                **memory_report(results, cfg, "filter", log)})
     storage.write_json(f"{FILTERED_DIR}/{STATS}", summary)

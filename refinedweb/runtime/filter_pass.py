@@ -9,23 +9,19 @@ import hashlib
 import re
 import random
 import time
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
+import pyarrow as pa
+
 from ..documents import Document, Drop
+from ..errors import UserError
 from ..io.inputs import open_input
-from ..io.remote import FetchConfig, is_remote, redact, scrub
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardLimits, ShardWriter
+from ..io.remote import FetchConfig, is_remote, redact, scrub
 from ..io.storage import open_storage, safe_name
-from ..stages.extract import ExtractConfig, Extractor
-from ..stages.langid import LangIdConfig, LanguageIdentifier, PreExtractionCheck
-from ..stages.line_filter import LineFilterConfig, correct_lines
-from ..stages.quality import QualityConfig, check_quality
+from ..stages.contract import READ, Stage, build_stages
 from ..stages.read import Page, ReadConfig, Skip, iter_pages
-from ..stages.repetition import RepetitionConfig, check_repetition
-from ..stages.tokens import count_tokens
-from ..stages.url_filter import UrlFilter, UrlFilterConfig
 from ..stats import FileAccount
 from .run_state import write_marker
 
@@ -33,112 +29,98 @@ FILTERED_DIR = "filtered"
 DROPPED_DIR = "dropped"
 
 
-@dataclass
-class DocumentStages:
-    """The configured per-document stages, built once per worker process and reused for every file."""
+class Pipeline:
+    """The configured document stages (`filter.stages`), built once per worker process and reused for every
+    file. Documents go through in chunks, stage by stage, so that a stage with a batch entry point (a
+    model) sees many documents at once; results and output order are those of one document at a time."""
 
-    read: ReadConfig
-    url_filter: UrlFilter | None
-    extractor: Extractor
-    langid: LanguageIdentifier
-    pre_langid: PreExtractionCheck | None
-    repetition: RepetitionConfig | None
-    quality: QualityConfig | None
-    line_filter: LineFilterConfig | None
-    token_encoding: str | None
+    def __init__(self, stages: list[Stage], read: ReadConfig, chunk: int):
+        self.stages = stages
+        self.read = read
+        self.chunk = chunk
+        self.names = [READ, *(s.name for s in stages)]
+        self.signals: dict[str, Any] = {}
+        for stage in stages:
+            self.signals.update(stage.signals)
+        self.schema = with_signals(DOCUMENT_SCHEMA, self.signals)
 
     @classmethod
-    def build(cls, cfg: dict[str, Any], blocklist=None) -> "DocumentStages":
-        url_cfg = cfg["url_filter"]
-        identifier = LanguageIdentifier(LangIdConfig.from_config(cfg["langid"]))
-        return cls(
-            read=ReadConfig.from_config(cfg["read"]),
-            url_filter=UrlFilter(UrlFilterConfig.from_config(url_cfg), blocklist) if url_cfg["enabled"] else None,
-            extractor=Extractor(ExtractConfig.from_config(cfg["extract"])),
-            langid=identifier,
-            # the pre-check saves trafilatura's time; with the resiliparse backend it would cost as much as it saves
-            pre_langid=PreExtractionCheck.maybe(identifier) if cfg["extract"]["backend"] == "trafilatura" else None,
-            repetition=RepetitionConfig.from_config(cfg["repetition"]) if cfg["repetition"]["enabled"] else None,
-            quality=QualityConfig.from_config(cfg["quality"]) if cfg["quality"]["enabled"] else None,
-            line_filter=LineFilterConfig.from_config(cfg["line_filter"]) if cfg["line_filter"]["enabled"] else None,
-            token_encoding=cfg["tokens"]["encoding"] if cfg["tokens"]["enabled"] else None,
-        )
+    def build(cls, cfg: dict[str, Any], blocklist=None) -> "Pipeline":
+        return cls(build_stages(cfg, blocklist), ReadConfig.from_config(cfg["read"]), int(cfg["filter"]["chunk_documents"]))
 
-    def steps(self) -> list[tuple[str, Callable[[Page, Document], str | None] | None]]:
-        """(stage, step) in pipeline order; a step returns a drop reason or None; None = stage disabled."""
-        return [
-            ("url_filter", self._url_filter if self.url_filter is not None else None),
-            ("pre_langid", self._pre_langid if self.pre_langid is not None else None),
-            ("extract", self._extract),
-            ("langid", self._langid),
-            ("repetition", self._repetition if self.repetition is not None else None),
-            ("quality", self._quality if self.quality is not None else None),
-            ("line_filter", self._line_filter if self.line_filter is not None else None),
-            ("tokens", self._tokens),
-        ]
+    def process(self, docs: list[Document], account: FileAccount) -> list[Drop | None]:
+        """Run every stage over `docs`; the Drop that removed each document, or None if it is kept.
 
-    def _url_filter(self, page: Page, doc: Document) -> str | None:
-        return self.url_filter.check(page.url)
-
-    def _pre_langid(self, page: Page, doc: Document) -> str | None:
-        drop = self.pre_langid(page.html)
-        return drop.reason if drop else None
-
-    def _extract(self, page: Page, doc: Document) -> str | None:
-        doc.text, drop = self.extractor(page.html)
-        page.html = ""   # the HTML is not needed any more: free it early
-        return drop.reason if drop else None
-
-    def _langid(self, page: Page, doc: Document) -> str | None:
-        doc.language, doc.language_score, drop = self.langid(doc.text)
-        return drop.reason if drop else None
-
-    def _repetition(self, page: Page, doc: Document) -> str | None:
-        return check_repetition(doc.text, self.repetition)
-
-    def _quality(self, page: Page, doc: Document) -> str | None:
-        return check_quality(doc.text, self.quality)
-
-    def _line_filter(self, page: Page, doc: Document) -> str | None:
-        text, reason, _removed_words = correct_lines(doc.text, self.line_filter)
-        if reason:
-            return reason
-        if not text.strip():
-            return "empty"
-        doc.text = text
-        return None
-
-    def _tokens(self, page: Page, doc: Document) -> str | None:
-        if self.token_encoding:
-            doc.token_count = count_tokens(doc.text, self.token_encoding)
-        return None
-
-    def process(self, page: Page, doc: Document, account: FileAccount) -> Drop | None:
-        """Run the document stages on one page; returns the Drop that removed it, or None if kept.
-
-        An exception inside a stage is counted as an error of that stage (and the document leaves),
-        never propagated: one bad page must not cost the rest of the file. A disabled stage passes
-        every document on, so each stage's input is the previous stage's output.
+        An exception inside a stage is counted as an error of that stage (and the document leaves), never
+        propagated: one bad page must not cost the rest of the file. A disabled stage passes every
+        document on, so each stage's input is the previous stage's output.
         """
         clock = time.perf_counter
-        for stage, step in self._steps:
-            account.enter(stage)
-            t0 = clock()
-            if step is not None:
+        verdicts: list[Drop | None] = [None] * len(docs)
+        alive = list(range(len(docs)))
+        for stage in self.stages:
+            if not alive:
+                break
+            if stage.batch is not None:
+                alive = self._batch(stage, docs, alive, verdicts, account)
+                continue
+            survivors = []
+            for i in alive:
+                doc = docs[i]
+                account.enter(stage.name)
+                t0 = clock()
                 try:
-                    reason = step(page, doc)
+                    reason = stage.apply(doc)
                 except Exception as exc:
-                    account.error(stage, exc, clock() - t0)
-                    return Drop(stage, f"error:{type(exc).__name__}")
+                    account.error(stage.name, exc, clock() - t0)
+                    verdicts[i] = Drop(stage.name, f"error:{type(exc).__name__}")
+                    continue
                 if reason:
-                    account.drop(stage, reason, clock() - t0)
-                    return Drop(stage, reason)
-            account.keep(stage, clock() - t0, len(doc.text) if doc.text else len(page.html))
-        account.stages["tokens"]["tokens"] += doc.token_count
-        return None
+                    account.drop(stage.name, reason, clock() - t0)
+                    verdicts[i] = Drop(stage.name, reason)
+                    continue
+                account.keep(stage.name, clock() - t0, len(doc.text) if doc.text else len(doc.html))
+                survivors.append(i)
+            alive = survivors
+        if "tokens" in account.stages:
+            account.stages["tokens"]["tokens"] += sum(docs[i].token_count for i in alive)
+        return verdicts
 
-    def __post_init__(self) -> None:
-        self._steps = self.steps()
+    @staticmethod
+    def _batch(stage: Stage, docs: list[Document], alive: list[int], verdicts: list[Drop | None],
+               account: FileAccount) -> list[int]:
+        t0 = time.perf_counter()
+        batch = [docs[i] for i in alive]
+        for _ in batch:
+            account.enter(stage.name)
+        try:
+            reasons = stage.batch(batch)
+        except Exception as exc:              # the whole batch leaves as errors of this stage
+            share = (time.perf_counter() - t0) / len(batch)
+            for i in alive:
+                account.error(stage.name, exc, share)
+                verdicts[i] = Drop(stage.name, f"error:{type(exc).__name__}")
+            return []
+        share = (time.perf_counter() - t0) / len(batch)
+        survivors = []
+        for i, reason in zip(alive, reasons):
+            if reason:
+                account.drop(stage.name, reason, share)
+                verdicts[i] = Drop(stage.name, reason)
+            else:
+                doc = docs[i]
+                account.keep(stage.name, share, len(doc.text) if doc.text else len(doc.html))
+                survivors.append(i)
+        return survivors
+
+
+def with_signals(schema: pa.Schema, signals: dict[str, Any]) -> pa.Schema:
+    """The output schema plus the columns stages declare (`SIGNALS`: name -> Arrow type or its name)."""
+    for name, kind in signals.items():
+        if name in schema.names:
+            raise UserError(f"a stage's signal '{name}' would replace the output column of that name")
+        schema = schema.append(pa.field(name, kind if isinstance(kind, pa.DataType) else pa.type_for_alias(kind)))
+    return schema
 
 
 # HF `datasets` (`load_dataset("parquet", data_dir=…)`) reads a file name holding one of these words between
@@ -157,9 +139,9 @@ def shard_prefix(uri: str) -> str:
     return f"{_SPLIT_WORD.sub(lambda m: m.group(0).capitalize(), safe_name(name, 60))}-{digest}"
 
 
-def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStages) -> dict[str, Any]:
+def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline) -> dict[str, Any]:
     """Process one input file end to end and return its accounting (a dict for the stage's stats)."""
-    account = FileAccount(redact(uri))
+    account = FileAccount(redact(uri), stages.names)
     fetch = FetchConfig.from_config(cfg)
     storage = open_storage(output, fetch)
     out_cfg = cfg["output"]
@@ -180,47 +162,19 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
     stream = None
     try:
         with open_input(uri, fetch) as stream:
+            chunk: list[Page | Skip] = []
             for item in iter_pages(stream, stages.read):
-                if isinstance(item, Skip):
-                    if not item.counts_as_record:
-                        account.notes[item.reason] += 1
-                        continue
-                    account.records += 1
-                    account.enter("read")
-                    account.drop("read", item.reason)
-                    if write_dropped:
-                        writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
-                            {"id": item.record_id, "url": item.url, "source": source, "stage": "read",
-                             "reason": item.reason, "text": ""})
-                    continue
-                account.records += 1
-                account.enter("read")
-                account.keep("read", 0.0, len(item.html))
-                account.bytes_in += item.raw_bytes
-                if item.truncated:
-                    account.notes["truncated_record"] += 1
-                doc = Document(id=item.record_id, url=item.url, source=source, date=item.date)
-                drop = stages.process(item, doc, account)
-                if drop is None:
-                    account.kept += 1
-                    account.tokens += doc.token_count
-                    folder = f"{FILTERED_DIR}/lang={safe_name(doc.language)}" if by_language else FILTERED_DIR
-                    writer_for(folder, DOCUMENT_SCHEMA).add(
-                        {"id": doc.id, "url": doc.url, "text": doc.text, "source": source, "date": doc.date,
-                         "language": doc.language, "language_score": doc.language_score,
-                         "token_count": doc.token_count})
-                elif write_dropped:
-                    writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
-                        {"id": doc.id, "url": doc.url, "source": source, "stage": drop.stage,
-                         "reason": drop.reason, "text": doc.text})
+                chunk.append(item)
+                if len(chunk) >= stages.chunk:
+                    _process_chunk(chunk, stages, account, source, by_language, write_dropped, writer_for)
+                    chunk = []
+            _process_chunk(chunk, stages, account, source, by_language, write_dropped, writer_for)
         for writer in writers.values():
             account.shards.extend(writer.close())
     except Exception as exc:
         _note_fetch(account, stream)
         for writer in writers.values():
             writer.abort()
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
         status, error = "failed", scrub(f"{type(exc).__name__}: {exc}")
     else:
         _note_fetch(account, stream)
@@ -229,6 +183,52 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: DocumentStag
         # The completion marker comes last: a file with a marker is never redone by a re-run.
         write_marker(storage, FILTERED_DIR, prefix, result)
     return result
+
+
+def _process_chunk(chunk: list, stages: Pipeline, account: FileAccount, source: str, by_language: bool,
+                   write_dropped: bool, writer_for: Callable) -> None:
+    """Account and process a chunk of the input's records, then write them in input order."""
+    docs: list[Document] = []
+    for item in chunk:
+        if isinstance(item, Skip):
+            if item.counts_as_record:
+                account.records += 1
+                account.enter(READ)
+                account.drop(READ, item.reason)
+            else:
+                account.notes[item.reason] += 1
+            continue
+        account.records += 1
+        account.enter(READ)
+        account.keep(READ, 0.0, len(item.html))
+        account.bytes_in += item.raw_bytes
+        if item.truncated:
+            account.notes["truncated_record"] += 1
+        docs.append(Document(id=item.record_id, url=item.url, source=source, date=item.date, html=item.html))
+        item.html = ""
+    verdicts = iter(stages.process(docs, account))
+    documents = iter(docs)
+    for item in chunk:
+        if isinstance(item, Skip):
+            if item.counts_as_record and write_dropped:
+                writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
+                    {"id": item.record_id, "url": item.url, "source": source, "stage": READ,
+                     "reason": item.reason, "text": ""})
+            continue
+        doc, drop = next(documents), next(verdicts)
+        if drop is None:
+            account.kept += 1
+            account.tokens += doc.token_count
+            folder = f"{FILTERED_DIR}/lang={safe_name(doc.language)}" if by_language else FILTERED_DIR
+            row = {"id": doc.id, "url": doc.url, "text": doc.text, "source": source, "date": doc.date,
+                   "language": doc.language, "language_score": doc.language_score, "token_count": doc.token_count}
+            for name in stages.signals:
+                row[name] = doc.metadata.get(name)
+            writer_for(folder, stages.schema).add(row)
+        elif write_dropped:
+            writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
+                {"id": doc.id, "url": doc.url, "source": source, "stage": drop.stage,
+                 "reason": drop.reason, "text": doc.text})
 
 
 def _note_fetch(account: FileAccount, stream) -> None:

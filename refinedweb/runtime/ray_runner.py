@@ -17,17 +17,17 @@ from typing import Any, Callable
 from ..config import fingerprint
 from ..errors import RerunNeeded, UserError
 from ..io.remote import host_of, redact, scrub
-from .filter_pass import DocumentStages, filter_file
+from .filter_pass import Pipeline, filter_file
 
-_STAGES_CACHE: dict[str, DocumentStages] = {}
+_STAGES_CACHE: dict[str, Pipeline] = {}
 
 
-def _stages_for(cfg: dict[str, Any], blocklist) -> DocumentStages:
+def _stages_for(cfg: dict[str, Any], blocklist) -> Pipeline:
     """Per worker process: build the stages (models, compiled patterns) once per config."""
     key = fingerprint(cfg)
     if key not in _STAGES_CACHE:
         _STAGES_CACHE.clear()
-        _STAGES_CACHE[key] = DocumentStages.build(cfg, blocklist)
+        _STAGES_CACHE[key] = Pipeline.build(cfg, blocklist)
     return _STAGES_CACHE[key]
 
 
@@ -130,8 +130,10 @@ class RayRuntime:
         memory = int(run["worker_memory_mb"]) * mb if run.get("worker_memory_mb") else None
         return cls(workers, address, object_store_bytes=store, task_memory_bytes=memory)
 
-    def _task_options(self, max_retries: int) -> dict[str, Any]:
-        options: dict[str, Any] = {"num_cpus": 1, "max_retries": max_retries, "retry_exceptions": False}
+    def _task_options(self, max_retries: int, num_cpus: float = 1, num_gpus: float = 0) -> dict[str, Any]:
+        options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": max_retries, "retry_exceptions": False}
+        if num_gpus:
+            options["num_gpus"] = num_gpus
         if self.task_memory_bytes:
             options["memory"] = self.task_memory_bytes
         return options
@@ -214,7 +216,10 @@ class RayRuntime:
         import ray
 
         self.start()
-        task = ray.remote(**self._task_options(int(cfg["run"]["max_retries"])))(_filter_task)
+        from ..stages.contract import resources
+
+        cpus, gpus = resources(cfg)                 # the largest request of any configured stage
+        task = ray.remote(**self._task_options(int(cfg["run"]["max_retries"]), cpus, gpus))(_filter_task)
         blocklist_ref = ray.put(blocklist)
         cfg_ref = ray.put(cfg)
         pending: dict[Any, str] = {}

@@ -26,10 +26,16 @@ DONE_DIR = f"{META}/done"
 LEGACY_RUN_RECORD = "_run.json"      # refinedweb before 0.2 kept run state beside the shards
 
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
-FILTER_SECTIONS = ("read", "url_filter", "extract", "langid", "repetition", "quality", "line_filter", "tokens",
-                   "output")
 DEDUP_SECTIONS = ("dedup", "tokens", "output")
-IGNORED_KEYS = {"dedup.keep_work"}   # inside those sections, but without effect on the output
+# inside those sections, but without effect on the output (how the work is split or kept)
+IGNORED_KEYS = {"dedup.keep_work", "filter.chunk_documents"}
+
+
+def filter_sections(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """The filter stage's: the stage list, every section a configured stage reads, the output's."""
+    from ..stages.contract import sections
+
+    return ("filter", *sections(cfg), "output")
 
 
 def flatten(config: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:

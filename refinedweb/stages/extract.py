@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from ..documents import Drop
+from .contract import Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +193,19 @@ class Extractor:
         if len(text) < cfg.min_chars:
             return "", Drop("extract", "empty")
         return text, None
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "extract"
+LABEL = "text extraction"
+
+
+def build(section: dict, shared) -> Stage:
+    extractor = Extractor(ExtractConfig.from_config(section))
+
+    def apply(doc) -> str | None:
+        doc.text, drop = extractor(doc.html)
+        doc.html = ""   # the HTML is not needed any more: free it early
+        return drop.reason if drop else None
+
+    return Stage(NAME, apply=apply)

@@ -15,6 +15,7 @@ from importlib import resources
 
 from ..documents import Drop
 from ..errors import UserError
+from .contract import Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +114,23 @@ class PreExtractionCheck:
         if language not in self.identifier.languages and score >= self.threshold:
             return Drop("pre_langid", "language")
         return None
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "langid"
+LABEL = "language ID"
+
+
+def shared_identifier(shared) -> LanguageIdentifier:
+    """One fastText model per worker, for this stage and the pre-extraction check."""
+    return shared.get("language_identifier", lambda: LanguageIdentifier(LangIdConfig.from_config(shared.section(NAME))))
+
+
+def build(section: dict, shared) -> Stage:
+    identify = shared_identifier(shared)
+
+    def apply(doc) -> str | None:
+        doc.language, doc.language_score, drop = identify(doc.text)
+        return drop.reason if drop else None
+
+    return Stage(NAME, apply=apply)

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from .contract import Stage
 
 __all__ = ["LineFilterConfig", "LineFilter", "correct_lines", "uppercase_fraction", "REASONS"]
 
@@ -402,3 +403,23 @@ def correct_lines(text: str, cfg: LineFilterConfig) -> tuple[str, str | None, in
     When the document is dropped (``too_many_lines_removed``) the text returned is the original one.
     """
     return LineFilter(cfg)(text)
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "line_filter"
+LABEL = "line-wise corrections"
+
+
+def build(section: Mapping[str, Any], shared) -> Stage:
+    cfg = LineFilterConfig.from_config(section)
+
+    def apply(doc) -> str | None:
+        text, reason, _removed_words = correct_lines(doc.text, cfg)
+        if reason:
+            return reason
+        if not text.strip():
+            return "empty"
+        doc.text = text
+        return None
+
+    return Stage(NAME, apply=apply)

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from .contract import Stage
 
 __all__ = ["QualityConfig", "check_quality", "quality_signals", "REASONS", "BULLETS", "ELLIPSES"]
 
@@ -266,3 +267,13 @@ def quality_signals(text: str, cfg: QualityConfig) -> dict[str, float]:
     signals: dict[str, float] = {}
     check_quality(text, cfg, signals)
     return signals
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "quality"
+LABEL = "document-wise filter"
+
+
+def build(section: Mapping[str, Any], shared) -> Stage:
+    cfg = QualityConfig.from_config(section)
+    return Stage(NAME, apply=lambda doc: check_quality(doc.text, cfg))

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from .contract import Stage
 
 __all__ = ["RepetitionConfig", "check_repetition", "repetition_signals", "REASONS"]
 
@@ -458,3 +459,13 @@ def repetition_signals(text: str, cfg: RepetitionConfig) -> dict[str, float]:
     signals: dict[str, float] = {}
     check_repetition(text, cfg, signals)
     return signals
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "repetition"
+LABEL = "repetition removal"
+
+
+def build(section: Mapping[str, Any], shared) -> Stage:
+    cfg = RepetitionConfig.from_config(section)
+    return Stage(NAME, apply=lambda doc: check_repetition(doc.text, cfg))

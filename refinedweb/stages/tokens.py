@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+from .contract import Stage
+
 # GPT-2's pre-tokenisation pattern (as published with the GPT-2 encoder).
 _GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
@@ -39,3 +41,17 @@ def count_tokens(text: str, encoding: str = "gpt2") -> int:
 
 def encode(text: str, encoding: str = "gpt2") -> list[int]:
     return get_encoding(encoding).encode_ordinary(text)
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "tokens"
+LABEL = "filtered"
+
+
+def build(section, shared) -> Stage:
+    encoding = section["encoding"]
+
+    def apply(doc) -> None:
+        doc.token_count = count_tokens(doc.text, encoding)
+
+    return Stage(NAME, apply=apply)

@@ -42,6 +42,7 @@ from urllib.parse import unquote_to_bytes
 
 from ..errors import UserError
 from .blocklist import Blocklist, load_blocklist, normalise_host, split_url
+from .contract import Stage
 
 REASONS = ("malformed_url", "excluded_domain", "hard_word", "soft_words", "banned_subword", "blocklist_url",
            "blocklist_domain")
@@ -312,3 +313,13 @@ def _count_phrases(tokens_list: list[bytes], phrases: tuple[bytes, ...]) -> int:
 
 
 __all__ = ["REASONS", "UrlFilter", "UrlFilterConfig", "bundled_words", "subword_pattern", "tokenize"]
+
+
+# -- stage contract (stages/contract.py) ------------------------------------------------------------------
+NAME = "url_filter"
+LABEL = "URL filter"
+
+
+def build(section: Mapping[str, Any], shared) -> Stage:
+    url_filter = UrlFilter(UrlFilterConfig.from_config(section), shared.blocklist)
+    return Stage(NAME, apply=lambda doc: url_filter.check(doc.url))

@@ -1,0 +1,30 @@
+"""Language pre-check on the page's raw HTML before extraction (langid.pre_extraction_threshold): pages
+clearly in another language skip trafilatura. Only with the trafilatura backend: with resiliparse it would
+cost as much as it saves. Its settings are langid's; it has no section of its own."""
+
+from __future__ import annotations
+
+from .contract import Stage
+from .langid import PreExtractionCheck, shared_identifier
+
+NAME = "pre_langid"
+LABEL = "language pre-check"
+READS = ("langid", "extract")
+
+
+def build(section, shared) -> Stage:
+    if shared.section("extract")["backend"] != "trafilatura":
+        return Stage(NAME, apply=_passes)
+    check = PreExtractionCheck.maybe(shared_identifier(shared))
+    if check is None:
+        return Stage(NAME, apply=_passes)
+
+    def apply(doc) -> str | None:
+        drop = check(doc.html)
+        return drop.reason if drop else None
+
+    return Stage(NAME, apply=apply)
+
+
+def _passes(doc) -> None:
+    return None
