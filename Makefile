@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/refinedweb stats $(OUTPUT)
 
 test: $(STAMP)
+	$(BIN)/ruff check refinedweb tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -41,7 +41,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 from datatrove_minhash import (  # noqa: E402
-    TreeMemory, input_files, kept_ids_from_parquet, machine, minhash_recall, write_subset,
+    TreeMemory,
+    input_files,
+    kept_ids_from_parquet,
+    machine,
+    minhash_recall,
+    write_subset,
 )
 
 

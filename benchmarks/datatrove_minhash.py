@@ -127,7 +127,7 @@ def minhash_recall(truth: dict, ids: list[str], kept: set[str]) -> dict:
     originals_removed = sum(1 for i in base if i not in kept and i not in planted and i in originals)
     # removal rate of planted copies by Jaccard band (how the LSH S-curve shows on this corpus)
     bands = defaultdict(lambda: [0, 0])
-    for a, b, j in pairs:
+    for _a, b, j in pairs:
         lo = min(int(j * 20) / 20, 0.95)
         bands[f"{lo:.2f}-{lo + 0.05:.2f}"][0] += 1
         bands[f"{lo:.2f}-{lo + 0.05:.2f}"][1] += b not in kept
@@ -268,7 +268,11 @@ def main() -> None:
         t_import = time.perf_counter()
         from datatrove.executor import LocalPipelineExecutor
         from datatrove.pipeline.dedup.minhash import (
-            MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+            MinhashConfig,
+            MinhashDedupBuckets,
+            MinhashDedupCluster,
+            MinhashDedupFilter,
+            MinhashDedupSignature,
         )
         from datatrove.pipeline.readers import ParquetReader
         from datatrove.pipeline.writers import ParquetWriter

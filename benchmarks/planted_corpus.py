@@ -57,7 +57,7 @@ def build(n: int, out: Path, seed: int = 0, files: int = 16) -> dict:
     sent_words = [np.array(s.split(), dtype=object) for s in base]
     passages = []
     next_held = 0
-    for p in range(1000):
+    for _ in range(1000):
         words: list[str] = []
         while len(words) < 80:                 # whole held sentences, each used once, up to 80 words
             words += held[next_held].split()
@@ -81,7 +81,6 @@ def build(n: int, out: Path, seed: int = 0, files: int = 16) -> dict:
     after: dict[int, list[int]] = {}
     for k, pos in enumerate(positions.tolist()):
         after.setdefault(pos - 1, []).append(k)
-    original_words: dict[int, np.ndarray] = {}
     near_texts: dict[int, str] = {}
     near = []
     ids, rows_text, urls = [], [], []

@@ -165,7 +165,6 @@ def format_dedup(summary) -> str:
 def _cmd_mix(args) -> int:
     from .config import load_config
     from .runtime.mix_job import REPORT, run_mix
-
     from .runtime.progress import Reporter
 
     report = run_mix(args.config, args.output, load_config(), workers=args.workers, ray_address=args.ray_address,

@@ -79,6 +79,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any], defaults: dict[str, A
                 raise UserError(f"config key '{'.'.join(path)}' is a section; give it a mapping, not {type(value).__name__}")
             base.setdefault(key, {})
             _merge(base[key], value, default_value, path)
+        elif defaults is None and isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, None, path)       # a stage's own section: merged, checked by the stage
         else:
             base[key] = copy.deepcopy(value)
 
@@ -126,10 +128,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for tree in trees:
         _merge(config, {k: v for k, v in tree.items() if k in defaults}, defaults)
         _merge(stage_sections, {k: v for k, v in tree.items() if k not in defaults}, None)
-    if stage_sections:
-        from .stages.contract import stage_modules
+    from .stages.contract import stage_modules
 
-        names = {module.NAME for module in stage_modules(config)}
+    names = {module.NAME for module in stage_modules(config)}      # every entry of filter.stages is a stage
+    if stage_sections:
         for key, section in stage_sections.items():
             if key not in names:
                 raise _unknown_key(str(key), defaults)

@@ -22,8 +22,15 @@ import pytest
 
 from refinedweb.errors import UserError
 from refinedweb.stages import blocklist as bl_mod
-from refinedweb.stages.blocklist import (Blocklist, demo_blocklist_path, fetch_ut1, load_blocklist, normalise_host,
-                                         registered_domain, split_url)
+from refinedweb.stages.blocklist import (
+    Blocklist,
+    demo_blocklist_path,
+    fetch_ut1,
+    load_blocklist,
+    normalise_host,
+    registered_domain,
+    split_url,
+)
 
 from .conftest import REPO, shared
 

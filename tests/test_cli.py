@@ -4,13 +4,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import REPO, SAMPLES, shared
+from .conftest import REPO, SAMPLES
 from .readers import assert_every_reader_reads
 
 CLI = [sys.executable, "-m", "refinedweb"]

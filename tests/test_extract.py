@@ -5,7 +5,7 @@ import time
 import pytest
 
 from refinedweb.evaluation import f1_from_counts, shingle_tp_fp_fn
-from refinedweb.stages.extract import ExtractConfig, Extractor, clean_text, time_limit, ExtractTimeout
+from refinedweb.stages.extract import ExtractConfig, Extractor, ExtractTimeout, clean_text, time_limit
 from refinedweb.stages.read import decode_html
 
 from .conftest import shared

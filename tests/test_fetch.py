@@ -16,8 +16,16 @@ import pytest
 
 from refinedweb.errors import UserError
 from refinedweb.io.inputs import expand_inputs
-from refinedweb.io.remote import (FetchConfig, FetchError, crawl_listing_uri, host_of, iter_listing, open_remote,
-                                  read_remote_bytes, redact)
+from refinedweb.io.remote import (
+    FetchConfig,
+    FetchError,
+    crawl_listing_uri,
+    host_of,
+    iter_listing,
+    open_remote,
+    read_remote_bytes,
+    redact,
+)
 
 from .conftest import REPO, SAMPLES
 from .servers import FlakyFileServer, moto_s3

@@ -3,7 +3,6 @@
 import json
 
 import pyarrow.dataset as ds
-import pytest
 
 from refinedweb.config import load_config
 from refinedweb.runtime.filter_pass import Pipeline, filter_file, shard_prefix

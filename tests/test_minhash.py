@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from refinedweb.dedup import minhash as mh
-from refinedweb.dedup.minhash import (MinHashConfig, MinHasher, estimate_jaccard, jaccard, normalize_words,
-                                      shingle_hashes)
+from refinedweb.dedup.minhash import (
+    MinHashConfig,
+    MinHasher,
+    estimate_jaccard,
+    jaccard,
+    normalize_words,
+    shingle_hashes,
+)
 from refinedweb.errors import UserError
 
 from .conftest import REPO, shared

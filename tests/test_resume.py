@@ -142,8 +142,8 @@ def test_dedup_killed_in_four_phases_one_after_another_then_resumed(uninterrupte
     seen: set[str] = set()
     phases = ("minhash-bucket-", "cc-r=", "exact-bucket-", "url-scan-")
     for i, phase in enumerate(phases):
-        def reached() -> bool:       # a new marker of this phase (or of a later one, had this one been quick)
-            return any(p.name not in seen and p.name.startswith(phases[i:]) for p in done.glob("*.json"))
+        def reached(seen=seen, wanted=phases[i:]) -> bool:   # a new marker of this phase (or a later one)
+            return any(p.name not in seen and p.name.startswith(wanted) for p in done.glob("*.json"))
 
         kill_when(out, reached, command=dedup_command(uninterrupted, out), log=tmp_path / f"{phase}log")
         markers = {p.name for p in done.glob("*.json")}

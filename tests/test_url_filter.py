@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 
@@ -41,8 +42,8 @@ def test_config_from_the_paper_defaults(cfg_section):
     assert config.hard_words is None and config.soft_words is None and config.banned_subwords is None
     assert "adult" in config.categories and "wikipedia.org" in config.excluded_domains
     assert config.blocklist == ("~/.cache/refinedweb/blocklists/ut1/blacklists.tar.gz",)
-    with pytest.raises(Exception):
-        config.enabled = False  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.enabled = False
     assert len(config.words("hard_words")) == 203 and "porn" in config.words("hard_words")
     assert "#ass" not in config.words("hard_words") and "ass" in config.words("soft_words")
 

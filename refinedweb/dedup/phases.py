@@ -48,8 +48,7 @@ from ..io.remote import FetchConfig
 from ..io.storage import open_storage
 from .components import connected_components, large_star, small_star, star_roots
 from .corpus import Corpus, iter_part, load_corpus
-from .shuffle import (BucketWriter, load_arrays, mix64, passes_for, read_bucket, save_array,
-                      save_npz, task_budget_bytes)
+from .shuffle import BucketWriter, load_arrays, mix64, passes_for, read_bucket, save_array, save_npz, task_budget_bytes
 from .urls import SeenUrls, url_hashes
 
 DEDUP_DIR = "dedup"

@@ -15,8 +15,18 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from ..errors import UserError
-from .remote import (FetchConfig, FetchError, crawl_listing_uri, is_remote, iter_listing, list_s3, open_remote,
-                     read_remote_bytes, redact, scheme_of)
+from .remote import (
+    FetchConfig,
+    FetchError,
+    crawl_listing_uri,
+    is_remote,
+    iter_listing,
+    list_s3,
+    open_remote,
+    read_remote_bytes,
+    redact,
+    scheme_of,
+)
 
 WARC_SUFFIXES = (".warc.gz", ".warc", ".arc.gz", ".arc")
 PARQUET_SUFFIXES = (".parquet",)

@@ -18,7 +18,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import UserError

@@ -6,14 +6,14 @@ import time
 from typing import Any, Callable
 
 from ..io.inputs import expand_inputs
+from ..io.manifest import MANIFEST, write_manifest
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
-from ..io.manifest import MANIFEST, write_manifest
+from ..stages.contract import labels, stage_entries
 from ..stats import STATS, summarise
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
-from ..stages.contract import labels, stage_entries
 from .run_state import StageState, filter_sections
 
 

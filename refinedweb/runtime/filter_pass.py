@@ -6,8 +6,8 @@ layer (`runtime/ray_runner.py`) calls `filter_file` in a task per input file.
 from __future__ import annotations
 
 import hashlib
-import re
 import random
+import re
 import time
 from pathlib import PurePosixPath
 from typing import Any, Callable

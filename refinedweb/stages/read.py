@@ -16,10 +16,9 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import charset_normalizer
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
-
-import charset_normalizer
 
 
 @dataclass(frozen=True, slots=True)

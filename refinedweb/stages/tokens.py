@@ -26,7 +26,7 @@ def get_encoding(name: str = "gpt2"):
         ranks = data_gym_to_mergeable_bpe_ranks(str(data / "vocab.bpe"), str(data / "encoder.json"))
         return tiktoken.Encoding(name="gpt2", pat_str=_GPT2_PATTERN, mergeable_ranks=ranks,
                                  special_tokens={"<|endoftext|>": 50256})
-    from .. errors import UserError
+    from ..errors import UserError
 
     if name == "cl100k_base":
         import bpe_openai
