@@ -1,4 +1,5 @@
-"""Command line: `refinedweb run|blocklist …`. User mistakes print one line and exit 2."""
+"""Command line: `refinedweb run|mix|submit|status|logs|report|stats|crawls|blocklist …`. User mistakes print
+one line and exit 2; a run stopped by a failure that a re-run resumes prints one line and exits 1."""
 
 from __future__ import annotations
 

@@ -493,11 +493,6 @@ class MinHasher:
         """``uint64[len(texts), bands]``: band keys of every text (the hot path; signatures are not kept)."""
         return self._run(texts, False)[0]
 
-    def warm_up(self) -> None:
-        """Load (or compile) the numba kernels now rather than on the first document."""
-        self._run(["warm up text for the minhash kernels"], True)
-        shingle_hashes("warm up", self.cfg.ngram)
-
 
 if sys.byteorder != "little":  # pragma: no cover - the UTF-32-LE view assumes a little-endian host
     raise ImportError("refinedweb.dedup.minhash needs a little-endian machine")

@@ -216,22 +216,6 @@ def registered_domain(host: str) -> str:
     return ".".join(labels[-2:]) if len(labels) >= 2 else ""
 
 
-def host_suffixes(host: str) -> list[str]:
-    """The host and each parent domain, longest first, down to two labels (the bare TLD is left
-    out unless the host is a single label). IPs: just the host."""
-    if is_ip(host):
-        return [host]
-    out = [host]
-    i = host.find(".")
-    while i >= 0:
-        j = host.find(".", i + 1)
-        if j < 0:
-            break
-        out.append(host[i + 1:])
-        i = j
-    return out
-
-
 def url_keys(host: str, rest: str) -> list[str]:
     """Keys an exact-URL entry can have for this URL: with its query, then without."""
     key = (host + rest).rstrip("/")
@@ -810,6 +794,6 @@ def fetch_ut1(dest_dir: str | os.PathLike, url: str = DEFAULT_UT1_URL, timeout: 
 
 
 __all__ = [
-    "Blocklist", "DEFAULT_UT1_URL", "demo_blocklist_path", "fetch_ut1", "host_suffixes", "is_ip", "load_blocklist",
+    "Blocklist", "DEFAULT_UT1_URL", "demo_blocklist_path", "fetch_ut1", "is_ip", "load_blocklist",
     "missing_blocklist_error", "normalise_host", "registered_domain", "resolve_path", "split_url", "url_keys",
 ]

@@ -177,8 +177,10 @@ class Extractor:
 
     def __call__(self, html: str) -> tuple[str, Drop | None]:
         cfg = self.cfg
-        if len(html) > cfg.max_html_bytes:
-            html = html[: cfg.max_html_bytes]
+        if len(html) > cfg.max_html_bytes // 4:            # cheap: a character is at most 4 UTF-8 bytes
+            raw = html.encode("utf-8", "surrogatepass")
+            if len(raw) > cfg.max_html_bytes:
+                html = raw[: cfg.max_html_bytes].decode("utf-8", "ignore")
         try:
             with time_limit(cfg.timeout_seconds):
                 text = self._run_backend(html)

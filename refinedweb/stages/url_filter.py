@@ -217,16 +217,6 @@ class UrlFilter:
         self.blocklist = blocklist if blocklist is not None and len(blocklist) else None
         self._build()
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], blocklist: Blocklist | None = None, *,
-                    load: bool = False) -> "UrlFilter":
-        """From the ``url_filter`` section; with ``load=True`` and no ``blocklist`` given, the
-        configured blocklist is loaded here (else the filter runs without one)."""
-        config = UrlFilterConfig.from_config(section)
-        if blocklist is None and load and config.enabled:
-            blocklist = config.load_blocklist()
-        return cls(config, blocklist)
-
     def _build(self) -> None:
         cfg = self.config
         self._excluded = frozenset(cfg.excluded_domains)
