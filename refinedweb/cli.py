@@ -245,7 +245,7 @@ def _cmd_stats(args) -> int:
 
 
 def _cmd_blocklist(args) -> int:
-    from .stages.blocklist import fetch_ut1
+    from .stages.blocklist_fetch import fetch_ut1
 
     kwargs = {"url": args.url} if args.url else {}
     path = fetch_ut1(os.path.expanduser(args.dest), **kwargs)

@@ -20,17 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from refinedweb import urls as urls_mod
 from refinedweb.errors import UserError
-from refinedweb.stages import blocklist as bl_mod
-from refinedweb.stages.blocklist import (
-    Blocklist,
-    demo_blocklist_path,
-    fetch_ut1,
-    load_blocklist,
-    normalise_host,
-    registered_domain,
-    split_url,
-)
+from refinedweb.stages import blocklist_files as files_mod
+from refinedweb.stages.blocklist import Blocklist, demo_blocklist_path, load_blocklist
+from refinedweb.stages.blocklist_fetch import fetch_ut1
+from refinedweb.urls import normalise_host, registered_domain, split_url
 
 from .conftest import REPO, shared
 
@@ -341,7 +336,7 @@ def test_chunked_fast_path_equals_per_line_normalisation(tmp_path, monkeypatch, 
     clean = [f"clean{i}.example.com" for i in range(3000)]
     path = tmp_path / "domains.txt"
     path.write_text("\n".join(clean + lines + clean[:10]) + "\n", encoding="utf-8")
-    monkeypatch.setattr(bl_mod, "_CHUNK", chunk)
+    monkeypatch.setattr(files_mod, "_CHUNK", chunk)
     loaded = Blocklist.load(path)
     reference = Blocklist.from_entries(clean + lines)
     assert np.array_equal(loaded.domains, reference.domains)
@@ -366,8 +361,8 @@ def test_split_url_fast_path_agrees_with_general_parser():
               "ü", "-", "_", "[::1]", "@", "\t", "0", "1.2.3.4", "\u3000", "\x00", "\x0b"]
     for _ in range(20000):
         url = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
-        assert split_url(url) == bl_mod._split_url_general(url, False), url
-        assert split_url(url, schemeless=True) == bl_mod._split_url_general(url, True), url
+        assert split_url(url) == urls_mod._split_url_general(url, False), url
+        assert split_url(url, schemeless=True) == urls_mod._split_url_general(url, True), url
 
 
 def test_registered_domain_uses_the_bundled_suffix_list():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from refinedweb.dedup.components import connected_components, duplicates_to_remove
-from refinedweb.dedup.urls import SeenUrls, normalise_url, update_seen_store, url_hash, url_hashes
+from refinedweb.dedup.urls import SeenUrls, update_seen_store, url_hash, url_hashes
+from refinedweb.urls import dedup_key
 
 
 @pytest.mark.parametrize("a,b", [
@@ -13,7 +14,7 @@ from refinedweb.dedup.urls import SeenUrls, normalise_url, update_seen_store, ur
     ("http://example.com.", "https://www.example.com/"),
 ])
 def test_equivalent_urls_share_a_hash(a, b):
-    assert normalise_url(a) == normalise_url(b)
+    assert dedup_key(a) == dedup_key(b)
     assert url_hash(a) == url_hash(b)
 
 

@@ -72,6 +72,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from ..hashing import splitmix64
 
 __all__ = [
     "ExactSubstringConfig",
@@ -300,14 +301,6 @@ _BASE = np.uint64(0x9E3779B97F4A7C15)            # odd, so invertible modulo 2**
 _BASE_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64 of each value: a fixed pseudo-random 64-bit code per symbol."""
-    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def _powers(base: np.uint64, n: int) -> np.ndarray:
     out = np.full(n, base, dtype=np.uint64)
     out[0] = 1
@@ -319,7 +312,7 @@ def _window_hashes(text: np.ndarray, k: int) -> np.ndarray:
     by splitmix64). Equal windows have equal hashes; the converse is only very likely."""
     n = len(text) - k + 1
     out = np.empty(n, dtype=np.uint64)
-    table = _mix(np.arange(int(text.max()) + 1)) if text.dtype != np.uint32 else None
+    table = splitmix64(np.arange(int(text.max()) + 1)) if text.dtype != np.uint32 else None
     chunk = min(n, _CHUNK)
     up, down = _powers(_BASE, chunk + k), _powers(_BASE_INV, chunk)
     acc = np.zeros(chunk + k, dtype=np.uint64)
@@ -327,7 +320,7 @@ def _window_hashes(text: np.ndarray, k: int) -> np.ndarray:
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             symbols = text[s:e + k - 1]
-            codes = table[symbols] if table is not None else _mix(symbols)
+            codes = table[symbols] if table is not None else splitmix64(symbols)
             codes *= up[:len(symbols)]                       # code_j * B**(j - s)
             np.cumsum(codes, out=acc[1:len(symbols) + 1])
             window = acc[k:k + e - s] - acc[:e - s]          # sum over the window, still scaled by B**(p - s)

@@ -64,6 +64,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..hashing import splitmix64_stream
+from ..text import code_point_table
 
 __all__ = [
     "MinHashConfig",
@@ -156,14 +158,9 @@ class MinHashConfig:
 @lru_cache(maxsize=1)
 def _char_classes() -> np.ndarray:
     """uint8 class of every code point below 0x20000: 0 word character, 1 punctuation (dropped), 2 whitespace."""
-    table = np.zeros(_CLASS_TABLE_SIZE, dtype=np.uint8)
     category = unicodedata.category
-    for cp in range(_CLASS_TABLE_SIZE):
-        ch = chr(cp)
-        if ch.isspace():
-            table[cp] = _SPACE
-        elif category(ch)[0] == "P":
-            table[cp] = _PUNCT
+    table = code_point_table(lambda ch: _SPACE if ch.isspace() else _PUNCT if category(ch)[0] == "P" else 0,
+                             _CLASS_TABLE_SIZE)
     for ch in string.punctuation:
         table[ord(ch)] = _PUNCT
     return table
@@ -431,15 +428,6 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     return np.unique(_shingles_kernel(cps, _char_classes(), ngram))
 
 
-def _splitmix64(seed: int, count: int) -> np.ndarray:
-    """``count`` outputs of splitmix64 seeded with ``seed`` (independent of numpy's generators' versions)."""
-    with np.errstate(over="ignore"):
-        z = np.uint64(seed) + np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
 class MinHasher:
     """MinHash signatures (``uint32[num_perm]``) and LSH band keys (``uint64[bands]``) of texts.
 
@@ -449,7 +437,7 @@ class MinHasher:
 
     def __init__(self, cfg: MinHashConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else MinHashConfig()
-        stream = _splitmix64(self.cfg.seed, 2 * self.cfg.num_perm + self.cfg.bands)
+        stream = splitmix64_stream(self.cfg.seed, 2 * self.cfg.num_perm + self.cfg.bands)
         p = self.cfg.num_perm
         self.a = ((stream[:p] >> _S32).astype(np.uint32) | np.uint32(1))  # odd: a bijection mod 2**32
         self.b = (stream[p:2 * p] >> _S32).astype(np.uint32)

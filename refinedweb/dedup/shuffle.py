@@ -18,17 +18,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+from ..hashing import splitmix64
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads keys that are not hashes themselves (ordinals) over 64 bits."""
-    z = np.asarray(values, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+    """Spreads keys that are not hashes themselves (ordinals) over 64 bits."""
+    return splitmix64(values)
 
 
 def bucket_of(keys: np.ndarray, buckets: int) -> np.ndarray:

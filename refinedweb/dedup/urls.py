@@ -1,7 +1,7 @@
 """URL deduplication (RW §3.3): one document per normalised URL, across the input and across runs.
 
-URLs are normalised (scheme and `www.` dropped, host lower-cased, default ports, fragments and a
-trailing slash removed, query kept) and hashed to 64 bits. The store of URLs seen in earlier runs
+URLs are keyed by `refinedweb.urls.dedup_key` (the project's one normaliser: host as the URL filter
+normalises it, a non-default port, path without a trailing slash, query) and hashed to 64 bits. The store of URLs seen in earlier runs
 (earlier dumps) is one sorted uint64 array on disk, memory-mapped when read, so checking a part
 costs O(log n) page reads per URL rather than loading the store.
 """
@@ -11,32 +11,15 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from urllib.parse import urlsplit
 
 import numpy as np
 import xxhash
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def normalise_url(url: str) -> str:
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").rstrip(".")
-        port = parts.port
-    except ValueError:
-        return url.strip().lower()
-    if host.startswith("www."):
-        host = host[4:]
-    if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
-        host = f"{host}:{port}"
-    path = parts.path.rstrip("/") or ""
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{host}{path}{query}"
+from ..urls import dedup_key
 
 
 def url_hash(url: str) -> int:
-    return xxhash.xxh3_64_intdigest(normalise_url(url).encode("utf-8", "surrogatepass"))
+    return xxhash.xxh3_64_intdigest(dedup_key(url).encode("utf-8", "surrogatepass"))
 
 
 def url_hashes(urls) -> np.ndarray:

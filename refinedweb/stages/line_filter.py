@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from ..text import code_point_table, code_points
 from .contract import Stage
 
 __all__ = ["LineFilterConfig", "LineFilter", "correct_lines", "uppercase_fraction", "REASONS"]
@@ -68,11 +69,8 @@ _ALNUM_RUNS = re.compile(r"[^\W_]+").finditer
 @lru_cache(maxsize=1)
 def _class_table() -> np.ndarray:
     """Code point -> bit set of _WS / _ALPHA / _UPPER / _DIGIT, for code points below _TABLE_SIZE."""
-    return np.array(
-        [ch.isspace() | (ch.isalpha() << 1) | (ch.isupper() << 2) | (ch.isdecimal() << 3)
-         for ch in map(chr, range(_TABLE_SIZE))],
-        dtype=np.uint8,
-    )
+    return code_point_table(lambda ch: ch.isspace() | (ch.isalpha() << 1) | (ch.isupper() << 2) | (ch.isdecimal() << 3),
+                            _TABLE_SIZE)
 
 
 # character class bits -> per-line counters packed in 16-bit fields: letters, upper-case, digits
@@ -232,7 +230,7 @@ class LineFilterConfig:
 
 def _line_counts(text: str) -> tuple[list[int], list[int], list[int], list[int]]:
     """Per line (the text split on "\n"): words, letters, upper-case letters, decimal digits."""
-    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.intp)
+    cp = code_points(text)
     size = cp.size
     table = _class_table()
     if size == 0 or int(cp.max()) < _TABLE_SIZE:

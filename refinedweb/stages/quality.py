@@ -45,6 +45,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from ..text import code_point_table, code_points
 from .contract import Stage
 
 __all__ = ["QualityConfig", "check_quality", "quality_signals", "REASONS", "BULLETS", "ELLIPSES"]
@@ -61,14 +62,11 @@ _TABLE_SIZE = 0x20000  # BMP and SMP; above that only CJK ideographs (planes 2-3
 @lru_cache(maxsize=1)
 def _class_table() -> np.ndarray:
     """Code point -> bit set of _WS / _ALNUM / _ALPHA, for code points below _TABLE_SIZE."""
-    return np.array(
-        [ch.isspace() | (ch.isalnum() << 1) | (ch.isalpha() << 2) for ch in map(chr, range(_TABLE_SIZE))],
-        dtype=np.uint8,
-    )
+    return code_point_table(lambda ch: ch.isspace() | (ch.isalnum() << 1) | (ch.isalpha() << 2), _TABLE_SIZE)
 
 
 def _char_classes(text: str) -> np.ndarray:
-    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.intp)
+    cp = code_points(text)
     table = _class_table()
     if cp.size == 0 or int(cp.max()) < _TABLE_SIZE:
         return table[cp]  # (indexing with intp is several times faster than with uint32)

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from ..text import code_point_table, code_points
 from .contract import Stage
 
 __all__ = ["RepetitionConfig", "check_repetition", "repetition_signals", "REASONS"]
@@ -167,12 +168,13 @@ def _paragraphs(text: str) -> list[str]:
 def _fold_table() -> np.ndarray:
     """BMP code point -> 0 for whitespace, else its lower-case code point (NUL -> 0x110000: non-zero, and no
     other character maps there)."""
-    folded = []
-    for cp, ch in enumerate(map(chr, range(_BMP))):
+    def fold(ch: str) -> int:
         low = ch.lower()
-        folded.append(0 if ch.isspace() else ord(low) if len(low) == 1 else cp)
+        return 0 if ch.isspace() else ord(low) if len(low) == 1 else ord(ch)
+
+    folded = code_point_table(fold, _BMP, np.uint64)
     folded[0] = 0x110000
-    return np.array(folded, dtype=np.uint64)
+    return folded
 
 
 @lru_cache(maxsize=1)
@@ -212,7 +214,7 @@ _NO_WORDS = (np.zeros(0, np.uint64), np.zeros(0, np.int64))
 
 def _words(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit hash, length) of every whitespace-separated, lower-cased word, in text order."""
-    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.intp)
+    cp = code_points(text)
     size = cp.size
     if size == 0:
         return _NO_WORDS

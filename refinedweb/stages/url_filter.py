@@ -41,7 +41,8 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from ..errors import UserError
-from .blocklist import Blocklist, load_blocklist, normalise_host, split_url
+from ..urls import normalise_host, split_url
+from .blocklist import Blocklist, load_blocklist
 from .contract import Stage
 
 REASONS = ("malformed_url", "excluded_domain", "hard_word", "soft_words", "banned_subword", "blocklist_url",
