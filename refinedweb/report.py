@@ -69,7 +69,10 @@ def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any]
 
 def render(output: str, fetch=None) -> dict[str, str]:
     """Write report.html and funnel.png under `output`; returns their URIs."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserError("refinedweb report draws its charts with matplotlib: pip install 'refinedweb[report]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

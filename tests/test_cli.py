@@ -205,3 +205,16 @@ def test_report_renders_from_a_real_run(e2e_run):
     assert f"{stats['totals']['records']:,} records" in page
     missing = run_cli("report", str(out / "nope"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_report_without_its_optional_dependency_is_one_line(e2e_run, monkeypatch):
+    """matplotlib is the `report` extra: without it, `refinedweb report` says how to install it."""
+    import sys as _sys
+
+    from refinedweb.errors import UserError
+    from refinedweb.report import render
+
+    out, _, _ = e2e_run
+    monkeypatch.setitem(_sys.modules, "matplotlib", None)          # as if it were not installed
+    with pytest.raises(UserError, match=r"pip install 'refinedweb\[report\]'"):
+        render(str(out))

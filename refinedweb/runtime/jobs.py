@@ -100,11 +100,13 @@ def runtime_env(install: bool) -> dict[str, Any]:
 
 
 def node_requirements() -> list[str]:
-    """This project's dependencies for a pip runtime env, without Ray: the nodes run the cluster's own Ray
-    (Ray's runtime-env docs: never install ray itself there)."""
+    """This project's dependencies for a pip runtime env (with the `report` extra: pipeline scripts run
+    `refinedweb report` in the job), without Ray: the nodes run the cluster's own Ray (Ray's runtime-env
+    docs: never install ray itself there)."""
     from packaging.requirements import Requirement
 
-    deps = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    deps = [*project["dependencies"], *project["optional-dependencies"]["report"]]
     return [d for d in deps if Requirement(d).name.lower() != "ray"]
 
 
