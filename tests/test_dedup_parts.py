@@ -84,7 +84,7 @@ def test_long_chain_and_survivor_is_smallest_key():
 def _star_rounds(edges, partitions):
     """The driver's loop over large-star / small-star, with partitions in memory."""
     from refinedweb.dedup.components import large_star, small_star, star_roots
-    from refinedweb.dedup.phases import _cc_partition
+    from refinedweb.dedup.methods.minhash import _cc_partition
 
     def route(pairs):
         target = _cc_partition(pairs[:, 0], partitions)
