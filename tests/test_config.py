@@ -85,3 +85,38 @@ def test_configuration_reference_is_complete_and_up_to_date():
         if key.rsplit(".", 1)[-1] in free_form_children:
             continue
         assert f"`{key}`" in committed or f"**{key}**" in committed, key
+
+
+def test_typed_configs_take_their_defaults_from_the_yaml_only():
+    """Stage configs have no defaults in code; the dedup kernels' (also a library API) equal the YAML's."""
+    import dataclasses
+
+    from refinedweb.dedup.exact_substring import ExactSubstringConfig
+    from refinedweb.dedup.minhash import MinHashConfig
+    from refinedweb.stages.extract import ExtractConfig
+    from refinedweb.stages.langid import LangIdConfig
+    from refinedweb.stages.quality import QualityConfig
+    from refinedweb.stages.read import ReadConfig
+
+    cfg = load_config()
+    for cls, section in ((ReadConfig, cfg["read"]), (ExtractConfig, cfg["extract"]), (LangIdConfig, cfg["langid"]),
+                         (QualityConfig, cfg["quality"])):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls)), cls.__name__
+        cls.from_config(section)                                 # every field is a key of its section
+    assert MinHashConfig.from_config(cfg["dedup"]["minhash"]) == MinHashConfig()
+    assert ExactSubstringConfig.from_config(cfg["dedup"]["exact_substring"]) == ExactSubstringConfig()
+
+
+@pytest.mark.parametrize("override, words", [
+    ("extract.backend=lxml", ["extract.backend", "trafilatura, resiliparse"]),
+    ("langid.threshold=1.5", ["langid.threshold", "<= 1"]),
+    ("read.sniff_html=maybe", ["read.sniff_html", "true or false"]),
+    ("quality.min_words=-1", ["quality.min_words", ">= 0"]),
+    ("extract.max_newlines=null", ["extract.max_newlines", "an integer"]),
+])
+def test_one_validator_one_line_naming_the_key(override, words):
+    from refinedweb.runtime.filter_pass import Pipeline
+
+    with pytest.raises(UserError) as err:
+        Pipeline.build(load_config(overrides=["url_filter.blocklist=[]", override]))
+    assert "\n" not in str(err.value) and all(w in str(err.value) for w in words), str(err.value)

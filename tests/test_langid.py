@@ -48,9 +48,9 @@ def test_threshold_boundary(paper_config):
     li = LanguageIdentifier(LangIdConfig.from_config(paper_config["langid"]))
     text = "ok"
     lang, score, _ = li.predict(text) + (None,)
-    at = LanguageIdentifier(LangIdConfig(model=None, languages=(lang,), threshold=score))
+    at = LanguageIdentifier(LangIdConfig(model=None, languages=(lang,), threshold=score, pre_extraction_threshold=None))
     assert at(text)[2] is None
-    above = LanguageIdentifier(LangIdConfig(model=None, languages=(lang,), threshold=min(1.0, score + 1e-6)))
+    above = LanguageIdentifier(LangIdConfig(model=None, languages=(lang,), threshold=min(1.0, score + 1e-6), pre_extraction_threshold=None))
     assert above(text)[2].reason == "low_score"
 
 
@@ -58,4 +58,4 @@ def test_missing_model_is_a_user_error():
     from refinedweb.errors import UserError
 
     with pytest.raises(UserError, match="not found"):
-        LanguageIdentifier(LangIdConfig(model="/nonexistent/lid.176.bin", languages=("en",), threshold=0.65))
+        LanguageIdentifier(LangIdConfig(model="/nonexistent/lid.176.bin", languages=("en",), threshold=0.65, pre_extraction_threshold=None))

@@ -70,9 +70,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import config_number
 from ..errors import UserError
 from ..hashing import splitmix64
+from ..settings import from_section, setting
 
 __all__ = [
     "ExactSubstringConfig",
@@ -91,10 +91,10 @@ _CHUNK = 1 << 20   # elements per slice where big arrays are processed in slices
 
 @dataclass(frozen=True)
 class ExactSubstringConfig:
-    min_tokens: int = 50          # shortest repeated span removed, in GPT-2 tokens (Lee et al.: 50)
-    policy: str = "remove_all"    # remove_all | keep_first
-    min_words: int = 50           # an edited document with fewer words left is dropped
-    max_part_bytes: int = 32_000_000   # UTF-8 bytes of text tokenised and hashed at once (bounds memory)
+    min_tokens: int = setting(min=1, default=50)        # shortest repeated span removed, in GPT-2 tokens
+    policy: str = setting(choices=POLICIES, default="remove_all")
+    min_words: int = setting(min=0, default=50)         # an edited document with fewer words left is dropped
+    max_part_bytes: int = setting(min=1, default=32_000_000)   # UTF-8 bytes tokenised and hashed at once
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -108,22 +108,8 @@ class ExactSubstringConfig:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> "ExactSubstringConfig":
-        """Build from the ``dedup.exact_substring`` config section (missing keys take the defaults)."""
-        section = section or {}
-        defaults = cls()
-
-        def integer(key: str) -> int:
-            value = section.get(key)
-            if value is None:
-                return getattr(defaults, key)
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise UserError(f"config key 'exact_substring.{key}' must be an integer, got {value!r}")
-            return int(config_number("exact_substring", key, value, float))
-
-        policy = section.get("policy")
-        policy = defaults.policy if policy is None else str(policy)
-        return cls(min_tokens=integer("min_tokens"), policy=policy, min_words=integer("min_words"),
-                   max_part_bytes=integer("max_part_bytes"))
+        """Build from the ``dedup.exact_substring`` config section."""
+        return from_section(cls, section or {}, "dedup.exact_substring")
 
 
 @dataclass

@@ -65,6 +65,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..hashing import splitmix64_stream
+from ..settings import from_section, setting
 from ..text import code_point_table
 
 __all__ = [
@@ -108,11 +109,11 @@ def _config_int(name: str, key: str, value: Any, minimum: int, maximum: int | No
 class MinHashConfig:
     """MinHash / LSH parameters (RW §3.3 defaults: 9,000 hashes in 450 bands of 20 rows over word 5-grams)."""
 
-    num_perm: int = 9000
-    bands: int = 450
-    rows: int = 20
-    ngram: int = 5
-    seed: int = 1
+    num_perm: int = setting(min=1, default=9000)
+    bands: int = setting(min=1, default=450)
+    rows: int = setting(min=1, default=20)
+    ngram: int = setting(min=1, default=5)
+    seed: int = setting(min=0, max=2**64 - 1, default=1)
 
     def __post_init__(self) -> None:
         self._check("dedup.minhash")
@@ -127,20 +128,9 @@ class MinHashConfig:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], name: str = "dedup.minhash") -> "MinHashConfig":
-        """Build from the ``dedup.minhash`` section (keys ``num_perm, bands, rows, ngram, seed``; a missing
-        key keeps its default; other keys, e.g. ``jaccard_check``, are the caller's business). A bad value
-        raises `UserError` with a one-line message naming ``name.key``."""
-        if not isinstance(section, Mapping):
-            raise UserError(f"config section '{name}' must be a mapping, got {type(section).__name__}")
-        base = cls()
-        values = {key: _config_int(name, key, section.get(key, getattr(base, key)), 0 if key == "seed" else 1,
-                                   2**64 - 1 if key == "seed" else None)
-                  for key in ("num_perm", "bands", "rows", "ngram", "seed")}
-        if values["bands"] * values["rows"] != values["num_perm"]:
-            raise UserError(f"config keys '{name}.bands' x '{name}.rows' must equal '{name}.num_perm': "
-                            f"{values['bands']} x {values['rows']} = {values['bands'] * values['rows']} "
-                            f"!= {values['num_perm']}")
-        return cls(**values)
+        """Build from the ``dedup.minhash`` section (its other keys, e.g. ``jaccard_check``, are the caller's
+        business); a bad value is a one-line `UserError` naming ``name.key``."""
+        return from_section(cls, section, name)
 
     def threshold(self) -> float:
         """Jaccard similarity where the LSH S-curve is steepest, ~``(1/bands) ** (1/rows)`` (0.737 for 450x20)."""

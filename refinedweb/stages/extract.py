@@ -17,41 +17,26 @@ from typing import Iterator
 import numpy as np
 
 from ..documents import Drop
+from ..settings import from_section, setting
 from .contract import Stage
 
 
 @dataclass(frozen=True, slots=True)
 class ExtractConfig:
-    backend: str
-    favor_precision: bool
-    include_comments: bool
-    include_tables: bool
-    fallback: bool
-    timeout_seconds: float
-    max_html_bytes: int
-    max_newlines: int
-    remove_urls: bool
-    min_chars: int
+    backend: str = setting(choices=("trafilatura", "resiliparse"))
+    favor_precision: bool = setting()
+    include_comments: bool = setting()
+    include_tables: bool = setting()
+    fallback: bool = setting()
+    timeout_seconds: float = setting(min=0)
+    max_html_bytes: int = setting(min=1)
+    max_newlines: int = setting(min=1)
+    remove_urls: bool = setting()
+    min_chars: int = setting(min=0)
 
     @classmethod
     def from_config(cls, section: dict) -> "ExtractConfig":
-        backend = str(section["backend"])
-        if backend not in ("trafilatura", "resiliparse"):
-            from ..errors import UserError
-
-            raise UserError(f"extract.backend must be trafilatura or resiliparse, not '{backend}'")
-        return cls(
-            backend=backend,
-            favor_precision=bool(section["favor_precision"]),
-            include_comments=bool(section["include_comments"]),
-            include_tables=bool(section["include_tables"]),
-            fallback=bool(section["fallback"]),
-            timeout_seconds=float(section["timeout_seconds"]),
-            max_html_bytes=int(section["max_html_bytes"]),
-            max_newlines=int(section["max_newlines"]),
-            remove_urls=bool(section["remove_urls"]),
-            min_chars=int(section["min_chars"]),
-        )
+        return from_section(cls, section, "extract")
 
 
 class ExtractTimeout(Exception):

@@ -15,24 +15,20 @@ from importlib import resources
 
 from ..documents import Drop
 from ..errors import UserError
+from ..settings import convert, from_section, setting
 from .contract import Stage
 
 
 @dataclass(frozen=True, slots=True)
 class LangIdConfig:
-    model: str | None
-    languages: tuple[str, ...]
-    threshold: float
-    pre_extraction_threshold: float | None = None
+    model: str | None = setting()
+    languages: tuple[str, ...] = setting(parse=lambda v, key: () if v is None else convert(v, "tuple[str, ...]", key))
+    threshold: float = setting(min=0, max=1)
+    pre_extraction_threshold: float | None = setting(min=0, max=1)
 
     @classmethod
     def from_config(cls, section: dict) -> "LangIdConfig":
-        languages = section["languages"]
-        if isinstance(languages, str):
-            languages = [languages]
-        pre = section.get("pre_extraction_threshold")
-        return cls(model=section["model"], languages=tuple(str(x) for x in languages or ()),
-                   threshold=float(section["threshold"]), pre_extraction_threshold=None if pre is None else float(pre))
+        return from_section(cls, section, "langid")
 
 
 def bundled_model_path() -> str:

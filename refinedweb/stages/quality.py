@@ -43,8 +43,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..config import config_number
 from ..errors import UserError
+from ..settings import from_section, setting
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -74,10 +74,6 @@ def _char_classes(text: str) -> np.ndarray:
     return np.where(cp < _TABLE_SIZE, table[np.minimum(cp, _TABLE_SIZE - 1)], high)
 
 
-def _number(section: Mapping[str, Any], key: str, kind: type = float, fraction: bool = False) -> Any:
-    return config_number("quality", key, section.get(key), kind, fraction)
-
-
 def _stop_words(value: Any) -> frozenset[str]:
     if value is None:
         return frozenset()
@@ -90,32 +86,21 @@ def _stop_words(value: Any) -> frozenset[str]:
 class QualityConfig:
     """Thresholds of the Gopher quality filter; ``None`` turns that bound off."""
 
-    min_words: int | None = 50
-    max_words: int | None = 100_000
-    min_mean_word_length: float | None = 3.0
-    max_mean_word_length: float | None = 10.0
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_fraction: float | None = 0.9
-    max_ellipsis_lines_fraction: float | None = 0.3
-    min_alpha_words_fraction: float | None = 0.8
-    min_stop_words: int | None = 2
-    stop_words: frozenset[str] = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
+    min_words: int | None = setting(min=0)
+    max_words: int | None = setting(min=0)
+    min_mean_word_length: float | None = setting(min=0)
+    max_mean_word_length: float | None = setting(min=0)
+    max_symbol_word_ratio: float | None = setting(min=0)
+    max_bullet_lines_fraction: float | None = setting(min=0, max=1)
+    max_ellipsis_lines_fraction: float | None = setting(min=0, max=1)
+    min_alpha_words_fraction: float | None = setting(min=0, max=1)
+    min_stop_words: int | None = setting(min=0)
+    stop_words: frozenset[str] = setting(parse=lambda value, key: _stop_words(value))
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "QualityConfig":
         """Build from the ``quality`` config section (``enabled`` is the caller's business)."""
-        cfg = cls(
-            min_words=_number(section, "min_words", int),
-            max_words=_number(section, "max_words", int),
-            min_mean_word_length=_number(section, "min_mean_word_length"),
-            max_mean_word_length=_number(section, "max_mean_word_length"),
-            max_symbol_word_ratio=_number(section, "max_symbol_word_ratio"),
-            max_bullet_lines_fraction=_number(section, "max_bullet_lines_fraction", fraction=True),
-            max_ellipsis_lines_fraction=_number(section, "max_ellipsis_lines_fraction", fraction=True),
-            min_alpha_words_fraction=_number(section, "min_alpha_words_fraction", fraction=True),
-            min_stop_words=_number(section, "min_stop_words", int),
-            stop_words=_stop_words(section.get("stop_words")),
-        )
+        cfg = from_section(cls, section, "quality")
         if cfg.min_stop_words and not cfg.stop_words:
             raise UserError("config key 'quality.min_stop_words' is set but 'quality.stop_words' is empty")
         return cfg

@@ -20,20 +20,18 @@ import charset_normalizer
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
+from ..settings import convert, from_section, setting
+
 
 @dataclass(frozen=True, slots=True)
 class ReadConfig:
-    content_types: tuple[str, ...]
-    max_body_bytes: int
-    sniff_html: bool
+    content_types: tuple[str, ...] = setting(parse=lambda v, key: tuple(t.lower() for t in convert(v, "tuple[str, ...]", key)))
+    max_body_bytes: int = setting(min=1)
+    sniff_html: bool = setting()
 
     @classmethod
     def from_config(cls, section: dict) -> "ReadConfig":
-        return cls(
-            content_types=tuple(t.lower() for t in section["content_types"]),
-            max_body_bytes=int(section["max_body_bytes"]),
-            sniff_html=bool(section["sniff_html"]),
-        )
+        return from_section(cls, section, "read")
 
 
 @dataclass(slots=True)
