@@ -95,13 +95,16 @@ def test_typed_configs_take_their_defaults_from_the_yaml_only():
     from refinedweb.dedup.minhash import MinHashConfig
     from refinedweb.stages.extract import ExtractConfig
     from refinedweb.stages.langid import LangIdConfig
+    from refinedweb.stages.line_filter import LineFilterConfig
     from refinedweb.stages.quality import QualityConfig
     from refinedweb.stages.read import ReadConfig
+    from refinedweb.stages.repetition import RepetitionConfig
 
     cfg = load_config()
     for cls, section in ((ReadConfig, cfg["read"]), (ExtractConfig, cfg["extract"]), (LangIdConfig, cfg["langid"]),
-                         (QualityConfig, cfg["quality"])):
-        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls)), cls.__name__
+                         (QualityConfig, cfg["quality"]), (RepetitionConfig, cfg["repetition"]),
+                         (LineFilterConfig, cfg["line_filter"])):
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls) if f.init), cls.__name__
         cls.from_config(section)                                 # every field is a key of its section
     assert MinHashConfig.from_config(cfg["dedup"]["minhash"]) == MinHashConfig()
     assert ExactSubstringConfig.from_config(cfg["dedup"]["exact_substring"]) == ExactSubstringConfig()

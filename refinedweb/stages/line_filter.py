@@ -44,8 +44,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..config import config_number
 from ..errors import UserError
+from ..settings import from_section, setting
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -85,6 +85,10 @@ def uppercase_fraction(line: str) -> float | None:
     if not letters:
         return None
     return sum(map(str.isupper, line)) / letters
+
+
+def _leaf(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
 
 
 def _words_list(value: Any, key: str) -> tuple[str, ...]:
@@ -186,16 +190,16 @@ class _Rules:
 class LineFilterConfig:
     """Settings of the line-wise corrections; ``None`` turns a threshold off."""
 
-    max_uppercase_fraction: float | None = 0.5
-    remove_numeric_lines: bool = True
-    remove_counter_lines: bool = True
-    remove_single_word_lines: bool = True
-    short_line_max_words: int = 10
-    max_removed_words_fraction: float | None = 0.05
-    counter_words: tuple[str, ...] = ()
-    start_patterns: tuple[str, ...] = ()
-    end_patterns: tuple[str, ...] = ()
-    anywhere_patterns: tuple[str, ...] = ()
+    max_uppercase_fraction: float | None = setting(min=0, max=1)
+    remove_numeric_lines: bool = setting()
+    remove_counter_lines: bool = setting()
+    remove_single_word_lines: bool = setting()
+    short_line_max_words: int = setting(min=0)
+    max_removed_words_fraction: float | None = setting(min=0, max=1)
+    counter_words: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
+    start_patterns: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
+    end_patterns: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
+    anywhere_patterns: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
     _rules: _Rules = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -205,27 +209,7 @@ class LineFilterConfig:
     def from_config(cls, section: Mapping[str, Any]) -> "LineFilterConfig":
         """Build from the ``line_filter`` config section (``enabled`` is the caller's business)."""
 
-        def fraction(key: str) -> float | None:
-            return config_number("line_filter", key, section.get(key), float, fraction=True)
-
-        short = section.get("short_line_max_words")
-        try:
-            short_words = int(short) if short is not None else 0
-        except (TypeError, ValueError):
-            raise UserError(
-                f"config key 'line_filter.short_line_max_words' must be an integer, got {short!r}") from None
-        return cls(
-            max_uppercase_fraction=fraction("max_uppercase_fraction"),
-            remove_numeric_lines=bool(section.get("remove_numeric_lines")),
-            remove_counter_lines=bool(section.get("remove_counter_lines")),
-            remove_single_word_lines=bool(section.get("remove_single_word_lines")),
-            short_line_max_words=short_words,
-            max_removed_words_fraction=fraction("max_removed_words_fraction"),
-            counter_words=_words_list(section.get("counter_words"), "counter_words"),
-            start_patterns=_words_list(section.get("start_patterns"), "start_patterns"),
-            end_patterns=_words_list(section.get("end_patterns"), "end_patterns"),
-            anywhere_patterns=_words_list(section.get("anywhere_patterns"), "anywhere_patterns"),
-        )
+        return from_section(cls, section, "line_filter")
 
 
 def _line_counts(text: str) -> tuple[list[int], list[int], list[int], list[int]]:

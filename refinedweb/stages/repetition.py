@@ -62,10 +62,11 @@ import numpy as np
 
 from ..config import config_number
 from ..errors import UserError
+from ..settings import from_section, setting
 from ..text import code_point_table, code_points
 from .contract import Stage
 
-__all__ = ["RepetitionConfig", "check_repetition", "repetition_signals", "REASONS"]
+__all__ = ["RepetitionConfig", "check_repetition", "repetition_signals"]
 
 _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")
 
@@ -79,6 +80,10 @@ _SMALL_TEXT = 1000  # characters; shorter texts use the plain-Python n-gram path
 
 def _fraction(value: Any, key: str) -> float | None:
     return config_number("repetition", key, value, float, fraction=True)
+
+
+def _leaf(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
 
 
 def _ngram_map(value: Any, key: str) -> tuple[tuple[int, float], ...]:
@@ -104,30 +109,17 @@ def _ngram_map(value: Any, key: str) -> tuple[tuple[int, float], ...]:
 class RepetitionConfig:
     """Thresholds of the repetition filter (all maxima; ``None`` turns that one measure off)."""
 
-    max_duplicate_line_fraction: float | None = 0.30
-    max_duplicate_paragraph_fraction: float | None = 0.30
-    max_duplicate_line_char_fraction: float | None = 0.20
-    max_duplicate_paragraph_char_fraction: float | None = 0.20
-    max_top_ngram_char_fraction: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
-    max_duplicate_ngram_char_fraction: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    max_duplicate_line_fraction: float | None = setting(min=0, max=1)
+    max_duplicate_paragraph_fraction: float | None = setting(min=0, max=1)
+    max_duplicate_line_char_fraction: float | None = setting(min=0, max=1)
+    max_duplicate_paragraph_char_fraction: float | None = setting(min=0, max=1)
+    max_top_ngram_char_fraction: tuple[tuple[int, float], ...] = setting(parse=lambda v, key: _ngram_map(v, _leaf(key)))
+    max_duplicate_ngram_char_fraction: tuple[tuple[int, float], ...] = setting(parse=lambda v, key: _ngram_map(v, _leaf(key)))
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "RepetitionConfig":
         """Build from the ``repetition`` config section (``enabled`` is the caller's business)."""
-        def fraction(key: str) -> float | None:
-            return _fraction(section.get(key), key)
-
-        return cls(
-            max_duplicate_line_fraction=fraction("max_duplicate_line_fraction"),
-            max_duplicate_paragraph_fraction=fraction("max_duplicate_paragraph_fraction"),
-            max_duplicate_line_char_fraction=fraction("max_duplicate_line_char_fraction"),
-            max_duplicate_paragraph_char_fraction=fraction("max_duplicate_paragraph_char_fraction"),
-            max_top_ngram_char_fraction=_ngram_map(
-                section.get("max_top_ngram_char_fraction"), "max_top_ngram_char_fraction"),
-            max_duplicate_ngram_char_fraction=_ngram_map(
-                section.get("max_duplicate_ngram_char_fraction"), "max_duplicate_ngram_char_fraction"),
-        )
+        return from_section(cls, section, "repetition")
 
     def reasons(self) -> tuple[str, ...]:
         """Every reason code this configuration can return, in check order."""
@@ -137,7 +129,6 @@ class RepetitionConfig:
         return tuple(out)
 
 
-REASONS = RepetitionConfig().reasons()
 
 
 # --------------------------------------------------------------------------------------------------
