@@ -162,20 +162,6 @@ def resolve_resource(value: str) -> str:
     return value
 
 
-def config_number(section_name: str, key: str, value: Any, kind: type = float, fraction: bool = False) -> Any:
-    """A numeric setting, validated: None stays None (that check is off); fractions lie in [0, 1]."""
-    if value is None:
-        return None
-    try:
-        out = kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"config key '{section_name}.{key}' must be a number, got {value!r}") from None
-    if out < 0 or (fraction and out > 1):
-        expected = "between 0 and 1" if fraction else ">= 0"
-        raise UserError(f"config key '{section_name}.{key}' must be {expected}, got {value!r}")
-    return out
-
-
 def fingerprint(config: dict[str, Any], sections: tuple[str, ...] | None = None) -> str:
     """Stable hash of the settings that change output (used to refuse mixing runs with different configs)."""
     chosen = {k: v for k, v in config.items() if sections is None or k in sections}

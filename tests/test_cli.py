@@ -218,3 +218,11 @@ def test_report_without_its_optional_dependency_is_one_line(e2e_run, monkeypatch
     monkeypatch.setitem(_sys.modules, "matplotlib", None)          # as if it were not installed
     with pytest.raises(UserError, match=r"pip install 'refinedweb\[report\]'"):
         render(str(out))
+
+
+def test_a_bad_stage_threshold_is_one_line_before_any_task(tmp_path):
+    result = run_cli("run", "--stage", "filter", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output",
+                     str(tmp_path), "--set", "url_filter.blocklist=[package:demo_blocklist.txt]",
+                     "--set", "quality.min_words=-1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "quality.min_words" in result.stderr and not (tmp_path / "filtered").exists()

@@ -1,8 +1,8 @@
 """The contract every document stage keeps, and the pipeline built from `filter.stages`.
 
 A stage is a module exporting `NAME` (its accounting name and YAML section), `LABEL` (for reports),
-optionally `SIGNALS` (metadata keys it writes -> Arrow types; they become output columns) and
-`build(section, shared) -> Stage`. The `Stage` it returns edits a `Document` (text, fields, `metadata`)
+optionally `SIGNALS` (metadata keys it writes -> Arrow types; they become output columns) and `CONFIG` (its
+typed config, checked on the driver before any task), and `build(section, shared) -> Stage`. The `Stage` it returns edits a `Document` (text, fields, `metadata`)
 and returns a drop reason or None, per document (`apply`) or per batch (`batch`, for model-based
 stages). Packaged stages live in `refinedweb/stages/<name>.py`; any other importable module is named by
 its dotted path in `filter.stages` and configured by a YAML section named after its `NAME`. The stage
@@ -124,6 +124,15 @@ def resources(cfg: Mapping[str, Any]) -> tuple[float, float]:
         cpus = max(cpus, float(section.get("num_cpus", 1) or 1))
         gpus = max(gpus, float(section.get("num_gpus", 0) or 0))
     return cpus, gpus
+
+
+def check_stages(cfg: Mapping[str, Any]) -> None:
+    """On the driver, before any task: every enabled stage's typed config (`CONFIG`) builds from its section,
+    so a bad threshold is one line, not a failure of every input file in the workers."""
+    for module in stage_modules(cfg):
+        section = cfg.get(module.NAME) or {}
+        if section.get("enabled", True) is not False and hasattr(module, "CONFIG"):
+            module.CONFIG.from_config(section)
 
 
 def build_stages(cfg: Mapping[str, Any], blocklist=None) -> list[Stage]:

@@ -185,6 +185,7 @@ class Extractor:
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "extract"
 LABEL = "text extraction"
+CONFIG = ExtractConfig
 
 
 def build(section: dict, shared) -> Stage:

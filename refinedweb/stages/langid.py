@@ -115,6 +115,7 @@ class PreExtractionCheck:
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "langid"
 LABEL = "language ID"
+CONFIG = LangIdConfig
 
 
 def shared_identifier(shared) -> LanguageIdentifier:

@@ -390,6 +390,7 @@ def correct_lines(text: str, cfg: LineFilterConfig) -> tuple[str, str | None, in
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "line_filter"
 LABEL = "line-wise corrections"
+CONFIG = LineFilterConfig
 
 
 def build(section: Mapping[str, Any], shared) -> Stage:

@@ -255,6 +255,7 @@ def quality_signals(text: str, cfg: QualityConfig) -> dict[str, float]:
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "quality"
 LABEL = "document-wise filter"
+CONFIG = QualityConfig
 
 
 def build(section: Mapping[str, Any], shared) -> Stage:

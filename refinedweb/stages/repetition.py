@@ -60,9 +60,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..config import config_number
 from ..errors import UserError
-from ..settings import from_section, setting
+from ..settings import convert, from_section, setting
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -79,7 +78,7 @@ _SMALL_TEXT = 1000  # characters; shorter texts use the plain-Python n-gram path
 
 
 def _fraction(value: Any, key: str) -> float | None:
-    return config_number("repetition", key, value, float, fraction=True)
+    return convert(value, "float | None", f"repetition.{key}", {"min": 0, "max": 1})
 
 
 def _leaf(key: str) -> str:
@@ -457,6 +456,7 @@ def repetition_signals(text: str, cfg: RepetitionConfig) -> dict[str, float]:
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "repetition"
 LABEL = "repetition removal"
+CONFIG = RepetitionConfig
 
 
 def build(section: Mapping[str, Any], shared) -> Stage:

@@ -309,6 +309,7 @@ __all__ = ["REASONS", "UrlFilter", "UrlFilterConfig", "bundled_words", "subword_
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "url_filter"
 LABEL = "URL filter"
+CONFIG = UrlFilterConfig
 
 
 def build(section: Mapping[str, Any], shared) -> Stage:
