@@ -99,11 +99,12 @@ def test_typed_configs_take_their_defaults_from_the_yaml_only():
     from refinedweb.stages.quality import QualityConfig
     from refinedweb.stages.read import ReadConfig
     from refinedweb.stages.repetition import RepetitionConfig
+    from refinedweb.stages.url_filter import UrlFilterConfig
 
     cfg = load_config()
     for cls, section in ((ReadConfig, cfg["read"]), (ExtractConfig, cfg["extract"]), (LangIdConfig, cfg["langid"]),
                          (QualityConfig, cfg["quality"]), (RepetitionConfig, cfg["repetition"]),
-                         (LineFilterConfig, cfg["line_filter"])):
+                         (LineFilterConfig, cfg["line_filter"]), (UrlFilterConfig, cfg["url_filter"])):
         assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(cls) if f.init), cls.__name__
         cls.from_config(section)                                 # every field is a key of its section
     assert MinHashConfig.from_config(cfg["dedup"]["minhash"]) == MinHashConfig()

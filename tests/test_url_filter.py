@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from refinedweb.config import load_config
 from refinedweb.errors import UserError
 from refinedweb.stages.blocklist import Blocklist, load_blocklist
 from refinedweb.stages.url_filter import REASONS, UrlFilter, UrlFilterConfig, bundled_words, subword_pattern, tokenize
@@ -48,34 +49,40 @@ def test_config_from_the_paper_defaults(cfg_section):
     assert "#ass" not in config.words("hard_words") and "ass" in config.words("soft_words")
 
 
+def url_config(**section) -> UrlFilterConfig:
+    """The shipped section (without a blocklist) with `section` changed."""
+    return UrlFilterConfig.from_config({**load_config()["url_filter"], "blocklist": [], **section})
+
+
 def test_config_validation():
-    assert UrlFilterConfig.from_config({}) == UrlFilterConfig()
-    with pytest.raises(UserError, match="unknown url_filter key"):
-        UrlFilterConfig.from_config({"hard_word": ["x"]})
+    with pytest.raises(UserError, match="unknown config key 'url_filter.hard_word'"):
+        load_config(overrides=["url_filter.hard_word=[x]"])
+    with pytest.raises(UserError, match="config key 'url_filter.enabled' is missing"):
+        UrlFilterConfig.from_config({})                   # the defaults are the YAML's, not the code's
     with pytest.raises(UserError, match="soft_word_threshold"):
-        UrlFilterConfig.from_config({"soft_word_threshold": 0})
+        url_config(soft_word_threshold=0)
     with pytest.raises(UserError, match="hard_words"):
-        UrlFilterConfig.from_config({"hard_words": 3})
+        url_config(hard_words=3)
     with pytest.raises(UserError, match="not a domain"):
-        UrlFilterConfig.from_config({"excluded_domains": ["not a domain"]})
-    config = UrlFilterConfig.from_config({"blocklist": "x.txt", "excluded_domains": ["WWW.Example.ORG", "example.org"],
-                                          "categories": None, "hard_words": ["Foo"]})
+        url_config(excluded_domains=["not a domain"])
+    config = url_config(blocklist="x.txt", excluded_domains=["WWW.Example.ORG", "example.org"], categories=None,
+                        hard_words=["Foo"])
     assert config.blocklist == ("x.txt",) and config.excluded_domains == ("example.org",)
     assert config.categories is None and config.hard_words == ("Foo",)
-    assert UrlFilterConfig.from_config({"blocklist": None}).blocklist == ()
+    assert url_config(blocklist=None).blocklist == ()
 
 
 def test_missing_configured_blocklist_is_a_user_error(tmp_path):
-    config = UrlFilterConfig.from_config({"blocklist": [str(tmp_path / "nope.tar.gz")]})
+    config = url_config(blocklist=[str(tmp_path / "nope.tar.gz")])
     with pytest.raises(UserError, match=r"refinedweb blocklist fetch.*\[\] to run without one"):
         config.load_blocklist()
-    assert UrlFilterConfig.from_config({"blocklist": []}).load_blocklist() is None
+    assert url_config(blocklist=[]).load_blocklist() is None
 
 
 def test_word_list_from_a_file(tmp_path):
     path = tmp_path / "words.txt"
     path.write_text("# comment\nFooBar\n\nbaz qux\n")
-    f = UrlFilter(UrlFilterConfig.from_config({"hard_words": str(path), "soft_words": [], "banned_subwords": []}))
+    f = UrlFilter(url_config(hard_words=str(path), soft_words=[], banned_subwords=[]))
     assert f.check("http://example.com/foobar") == "hard_word"
     assert f.check("http://example.com/x/baz-qux.html") == "hard_word"       # a phrase: consecutive tokens
     assert f.check("http://example.com/baz/other/qux") is None
@@ -154,7 +161,7 @@ def test_reasons(url_filter, url, reason):
 
 def test_blocklist_reasons_domain_and_url():
     blocklist = Blocklist.from_entries(["listed.example", "münchen.de"], ["host.example/bad/page"])
-    f = UrlFilter(UrlFilterConfig(), blocklist)
+    f = UrlFilter(url_config(), blocklist)
     assert f.check("http://cdn.listed.example/img.png") == "blocklist_domain"
     assert f.check("http://host.example/bad/page?utm=1") == "blocklist_url"
     assert f.check("http://host.example/good/page") is None
@@ -164,7 +171,7 @@ def test_blocklist_reasons_domain_and_url():
 
 def test_cheap_checks_come_first():
     blocklist = Blocklist.from_entries(["en.wikipedia.org", "porn-site.example"])
-    f = UrlFilter(UrlFilterConfig.from_config({"excluded_domains": ["wikipedia.org"]}), blocklist)
+    f = UrlFilter(url_config(excluded_domains=["wikipedia.org"]), blocklist)
     assert f.check("https://en.wikipedia.org/wiki/X") == "excluded_domain"
     assert f.check("http://porn-site.example/") == "hard_word"
     assert f.check("http://other.porn-site.example/") == "hard_word"
@@ -172,15 +179,14 @@ def test_cheap_checks_come_first():
 
 
 def test_soft_threshold_and_custom_lists():
-    f = UrlFilter(UrlFilterConfig.from_config({"soft_word_threshold": 3, "hard_words": [], "banned_subwords": [],
-                                               "soft_words": ["alpha", "beta", "gamma"]}))
+    f = UrlFilter(url_config(soft_word_threshold=3, hard_words=[], banned_subwords=[], soft_words=["alpha", "beta", "gamma"]))
     assert f.check("http://example.com/alpha/beta") is None
     assert f.check("http://example.com/alpha/beta/alpha") is None       # distinct words
     assert f.check("http://alpha.example.com/beta-gamma") == "soft_words"
 
 
 def test_disabled_keeps_everything():
-    f = UrlFilter(UrlFilterConfig.from_config({"enabled": False}))
+    f = UrlFilter(url_config(enabled=False))
     assert f.check("http://porn.example.com/") is None
 
 
@@ -240,7 +246,7 @@ URLS = ["https://en.wikipedia.org/wiki/X", "http://pinoystyle.net/", "https://ww
 def test_pickle_round_trip(url_filter):
     clone = pickle.loads(pickle.dumps(url_filter))
     assert [clone.check(u) for u in URLS] == [url_filter.check(u) for u in URLS]
-    bare = UrlFilter(UrlFilterConfig())
+    bare = UrlFilter(url_config())
     assert len(pickle.dumps(bare)) < 2000
 
 

@@ -150,16 +150,15 @@ class RayRuntime:
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
                                   "include_dashboard": False}
-        if ray.is_initialized():                 # a session the caller opened (a notebook, a test): use it
-            pass
-        elif self.address:
-            self._join()
-        else:
-            if self.object_store_bytes:
-                kwargs["object_store_memory"] = self.object_store_bytes
-            # address="local": always a new embedded instance, even when a cluster runs on this machine
-            ray.init(address="local", num_cpus=self.workers or os.cpu_count() or 1, **kwargs)
-            self.started_here = True
+        if not ray.is_initialized():             # else: a session the caller opened (a notebook's) is used
+            if self.address:
+                self._join()
+            else:
+                if self.object_store_bytes:
+                    kwargs["object_store_memory"] = self.object_store_bytes
+                # address="local": always a new embedded instance, even when a cluster runs on this machine
+                ray.init(address="local", num_cpus=self.workers or os.cpu_count() or 1, **kwargs)
+                self.started_here = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = max(1, min(self.workers or cluster_cpus, cluster_cpus) if self.address else (self.workers or cluster_cpus))
         return self

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from ..errors import UserError
+from ..settings import convert, from_section, setting
 from ..urls import normalise_host, split_url
 from .blocklist import Blocklist, load_blocklist
 from .contract import Stage
@@ -89,69 +90,44 @@ def _as_words(key: str, value: Any) -> tuple[str, ...] | None:
     raise UserError(f"url_filter.{key} must be null (bundled list), a list of words or a path to a word file")
 
 
+def _paths(value: Any, key: str) -> tuple[str, ...]:
+    value = [] if value is None else [value] if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"config key '{key}' must be a path or a list of paths")
+    return tuple(value)
+
+
+def _categories(value: Any, key: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return convert(value, "tuple[str, ...]", key)
+
+
+def _domains(value: Any, key: str) -> tuple[str, ...]:
+    domains = []
+    for raw in convert(value or [], "tuple[str, ...]", key):
+        host = normalise_host(raw.strip())
+        if host is None:
+            raise UserError(f"config key '{key}': '{raw}' is not a domain name")
+        domains.append(host)
+    return tuple(dict.fromkeys(domains))
+
+
 @dataclass(frozen=True)
 class UrlFilterConfig:
-    enabled: bool = True
-    blocklist: tuple[str, ...] = ()
-    categories: tuple[str, ...] | None = None
-    hard_words: tuple[str, ...] | None = None       # None = bundled list
-    soft_words: tuple[str, ...] | None = None
-    banned_subwords: tuple[str, ...] | None = None
-    soft_word_threshold: int = 2
-    excluded_domains: tuple[str, ...] = ()
+    enabled: bool = setting()
+    blocklist: tuple[str, ...] = setting(parse=_paths)
+    categories: tuple[str, ...] | None = setting(parse=_categories)
+    hard_words: tuple[str, ...] | None = setting(parse=lambda v, key: _as_words("hard_words", v))   # None = bundled
+    soft_words: tuple[str, ...] | None = setting(parse=lambda v, key: _as_words("soft_words", v))
+    banned_subwords: tuple[str, ...] | None = setting(parse=lambda v, key: _as_words("banned_subwords", v))
+    soft_word_threshold: int = setting(min=1)
+    excluded_domains: tuple[str, ...] = setting(parse=_domains)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "UrlFilterConfig":
-        """From the ``url_filter`` config section (missing keys take the defaults above)."""
-        if not isinstance(section, Mapping):
-            raise UserError("config section 'url_filter' must be a mapping")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"unknown url_filter key(s): {', '.join(map(str, unknown))}")
-        kw: dict[str, Any] = {}
-        if "enabled" in section:
-            kw["enabled"] = bool(section["enabled"])
-        if "blocklist" in section:
-            value = section["blocklist"]
-            if value is None:
-                value = []
-            elif isinstance(value, str):
-                value = [value]
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise UserError("url_filter.blocklist must be a path or a list of paths")
-            kw["blocklist"] = tuple(value)
-        if "categories" in section:
-            value = section["categories"]
-            if value is not None:
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                    raise UserError("url_filter.categories must be a list of UT1 category names")
-                value = tuple(value)
-            kw["categories"] = value
-        for key in ("hard_words", "soft_words", "banned_subwords"):
-            if key in section:
-                kw[key] = _as_words(key, section[key])
-        if "soft_word_threshold" in section:
-            value = section["soft_word_threshold"]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"url_filter.soft_word_threshold must be a whole number >= 1, got {value!r}")
-            kw["soft_word_threshold"] = value
-        if "excluded_domains" in section:
-            value = section["excluded_domains"] or []
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise UserError("url_filter.excluded_domains must be a list of domains")
-            domains = []
-            for raw in value:
-                host = normalise_host(raw.strip())
-                if host is None:
-                    raise UserError(f"url_filter.excluded_domains: '{raw}' is not a domain name")
-                domains.append(host)
-            kw["excluded_domains"] = tuple(dict.fromkeys(domains))
-        return cls(**kw)
+        """From the ``url_filter`` config section."""
+        return from_section(cls, section, "url_filter")
 
     def words(self, key: str) -> tuple[str, ...]:
         value = getattr(self, key)
