@@ -114,3 +114,37 @@ def test_resiliparse_backend_drops_very_deep_pages_quickly():
     text, drop = extractor(html)
     assert drop is not None and drop.reason == "too_deep"
     assert time.time() - started < 5
+
+
+TABLE_PAGE = ("<html><body><article><p>" + "Some real paragraph text that is long enough to count as content here. " * 5
+              + "</p><table><tr><th>Name</th><th>Age</th></tr><tr><td>Ann</td><td>31</td></tr><tr><td>Bob</td><td>42</td>"
+              "</tr></table><p>" + "Another paragraph of text that follows the table in the article body. " * 5
+              + "</p></article></body></html>")
+
+
+def test_a_data_table_is_one_line_per_row_without_markup(paper_config):
+    text, drop = Extractor(ExtractConfig.from_config(paper_config["extract"]))(TABLE_PAGE)
+    assert drop is None and "|" not in text
+    assert text.splitlines()[1:4] == ["Name\tAge", "Ann\t31", "Bob\t42"]
+    without = dict(paper_config["extract"], include_tables=False)            # the key keeps its meaning
+    text, _ = Extractor(ExtractConfig.from_config(without))(TABLE_PAGE)
+    assert "Ann" not in text and len(text.splitlines()) == 2
+
+
+def test_real_table_layout_pages_keep_their_lines(extractor):
+    """2008 pages laid out in tables (the cases named in the issue): trafilatura 2.x alone writes the first as
+    one 1,600-word line and starts the second with `| March 2 | Next | …` on the article's line."""
+    from refinedweb.stages.read import ReadConfig, Skip, iter_pages
+
+    warc = shared("warc", "cc2008_arc2warc_1213893279526_0.warc.gz")
+    read = ReadConfig.from_config({"content_types": ["text/html"], "max_body_bytes": 5_000_000, "sniff_html": True})
+    found = {}
+    with open(warc, "rb") as stream:
+        for page in iter_pages(stream, read):
+            if not isinstance(page, Skip) and ("jobonga.com/diet_guide" in page.url or "seranates.com" in page.url):
+                found["jobonga" if "jobonga" in page.url else "seranates"] = extractor(page.html)[0]
+    diet, faith = found["jobonga"], found["seranates"]
+    assert "|" not in diet and len(diet.splitlines()) >= 150          # trafilatura 1.11: 178 lines
+    assert max(len(line.split()) for line in diet.splitlines()) < 100
+    assert faith.splitlines()[0] == "March 2\tNext\tPrior\tHome Page\tReferences"
+    assert faith.splitlines()[1] == "Faith is the victory"

@@ -125,15 +125,51 @@ class TooDeep(Exception):
     """The page is nested deeper than MAX_NESTING_DEPTH (counted as extract:too_deep)."""
 
 
+_BLOCKS = frozenset(("p", "head", "list", "quote", "code", "table", "div"))
+
+
+def flatten_tables(body) -> None:
+    """Tables as lines, in place: a data row becomes one line of its cells joined by tabs; a layout row (a
+    cell holding paragraphs, headings or lists, the way old pages put their whole text in table cells)
+    gives its cells' blocks, each its own line. trafilatura would write ``| cell | cell |`` lines and join
+    a layout cell's paragraphs into one line."""
+    from lxml import etree
+
+    for row in reversed(list(body.iter("row"))):   # innermost first: a nested table is a block of its cell
+        out = etree.Element("div")
+        cells = row.findall("cell")
+        if any(child.tag in _BLOCKS for cell in cells for child in cell):
+            for cell in cells:
+                if cell.text and cell.text.strip():
+                    etree.SubElement(out, "p").text = cell.text
+                for child in list(cell):
+                    tail, child.tail = child.tail, None
+                    out.append(child)
+                    if tail and tail.strip():
+                        etree.SubElement(out, "p").text = tail
+        else:
+            texts = [" ".join("".join(cell.itertext()).split()) for cell in cells]
+            line = "\t".join(t for t in texts if t)
+            if line:
+                etree.SubElement(out, "p").text = line
+        out.tail = row.tail
+        row.getparent().replace(row, out)
+    for table in body.iter("table"):                # (trafilatura sometimes leaves rows without their table)
+        table.tag = "div"
+
+
 class Extractor:
     """Callable HTML -> (text, None) or ("", Drop)."""
 
     def __init__(self, cfg: ExtractConfig):
         self.cfg = cfg
         if cfg.backend == "trafilatura":
-            import trafilatura  # imported here so that workers pay for it once, lazily
+            # imported here so that workers pay for it once, lazily
+            from trafilatura import bare_extraction
+            from trafilatura.utils import normalize_unicode
+            from trafilatura.xml import xmltotxt
 
-            self._extract = trafilatura.extract
+            self._bare, self._to_text, self._normalize = bare_extraction, xmltotxt, normalize_unicode
         else:
             from resiliparse.extract.html2text import extract_plain_text
             from resiliparse.parse.html import HTMLTree
@@ -143,7 +179,9 @@ class Extractor:
     def _run_backend(self, html: str) -> str | None:
         cfg = self.cfg
         if cfg.backend == "trafilatura":
-            return self._extract(
+            # trafilatura.extract(output_format="txt") minus its table rendering: the same extraction, then the
+            # tables turned into lines (`flatten_tables`) before the tree becomes text
+            document = self._bare(
                 html,
                 favor_precision=cfg.favor_precision,
                 include_comments=cfg.include_comments,
@@ -152,7 +190,15 @@ class Extractor:
                 deduplicate=False,
                 with_metadata=False,
                 output_format="txt",
+                as_dict=False,
             )
+            if document is None or document.body is None:
+                return None
+            flatten_tables(document.body)
+            text = self._to_text(document.body, False)
+            if document.commentsbody is not None:
+                text = f"{text}\n{self._to_text(document.commentsbody, False)}".strip()
+            return self._normalize(text)
         extract_plain_text, html_tree = self._resiliparse
         tree = html_tree.parse(html)
         if too_deep_for_resiliparse(html, tree):
