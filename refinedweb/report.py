@@ -48,7 +48,7 @@ def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any]
         for name, st in stages.items():
             if not st["docs_in"]:
                 continue
-            exact = name == last and name == "tokens"
+            exact = name == last                      # the last stage's documents are the output
             tokens = final_tokens if exact else (round(st["chars_kept"] * per_char) if name in text_stages else None)
             rows.append({"stage": name, "label": labels.get(name, name), "documents": st["kept"], "tokens": tokens,
                          "tokens_exact": exact, "dropped": dict(sorted(st["dropped"].items(), key=lambda kv: -kv[1])),

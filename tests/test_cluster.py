@@ -122,14 +122,12 @@ def stop_processes_of(marker: str) -> None:
         marked = set()
         parents = {}
         for pid, cmd in processes():
-            parents[pid] = parent_of(pid)
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
+                state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
                 continue
-            if " Z " in stat[stat.rfind(")"):stat.rfind(")") + 4]:
-                continue                                   # zombies cannot be killed, only reaped
-            if marker in cmd:
+            parents[pid] = int(parent)
+            if state != "Z" and marker in cmd:             # zombies cannot be killed, only reaped
                 marked.add(pid)
         found, grew = set(marked), True
         while grew:

@@ -37,10 +37,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def auth_mode(environ: dict[str, str] | None = None) -> str:
+    """RAY_AUTH_MODE as Ray reads it: "token", "disabled", or "" when unset."""
+    return (os.environ if environ is None else environ).get("RAY_AUTH_MODE", "").strip().lower()
+
+
 def token_sent(environ: dict[str, str] | None = None) -> tuple[str | None, str]:
     """(the token a client sends or None, a description of it for messages)."""
     env = os.environ if environ is None else environ
-    mode = env.get("RAY_AUTH_MODE", "").strip().lower()
+    mode = auth_mode(env)
     if mode == "disabled":
         return None, "no token (RAY_AUTH_MODE=disabled)"
     token, source = find_token(env)

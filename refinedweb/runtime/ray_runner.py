@@ -84,17 +84,13 @@ def cluster_address(flag: str | None, environ: dict[str, str] | None = None) -> 
     return address
 
 
-def _auth_mode() -> str:
-    return os.environ.get("RAY_AUTH_MODE", "").strip().lower()
-
-
 def _token_auth_when_a_token_exists() -> None:
     """Joining a cluster: turn on Ray's token auth when RAY_AUTH_MODE is unset and a token exists, as
     `ray start --head` and `ray.init("auto")` do (Ray itself skips this for an explicit address, which
     would make a job's RAY_ADDRESS fail against a head started with a token file)."""
-    from .ray_auth import find_token
+    from .ray_auth import auth_mode, find_token
 
-    if _auth_mode() or not find_token()[0]:
+    if auth_mode() or not find_token()[0]:
         return
     os.environ["RAY_AUTH_MODE"] = "token"
     import sys

@@ -28,9 +28,7 @@ class Stage:
     name: str
     apply: Callable[[Document], str | None] | None = None
     batch: Callable[[list[Document]], list[str | None]] | None = None
-    signals: dict[str, Any] = field(default_factory=dict)
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    signals: dict[str, Any] = field(default_factory=dict)   # the module's SIGNALS (set by build_stages)
 
     def __post_init__(self) -> None:
         if (self.apply is None) == (self.batch is None):
@@ -89,11 +87,6 @@ def stage_modules(cfg: Mapping[str, Any]) -> list[ModuleType]:
     return [stage_module(entry) for entry in stage_entries(cfg)]
 
 
-def stage_names(cfg: Mapping[str, Any]) -> list[str]:
-    """Accounting order: the source, then every configured document stage."""
-    return [READ, *(m.NAME for m in stage_modules(cfg))]
-
-
 def sections(cfg: Mapping[str, Any]) -> list[str]:
     """The config sections the stages read: their own, and those a module says it also reads (`READS`)."""
     out: list[str] = [READ]
@@ -106,14 +99,6 @@ def sections(cfg: Mapping[str, Any]) -> list[str]:
 
 def labels(cfg: Mapping[str, Any]) -> dict[str, str]:
     return {m.NAME: getattr(m, "LABEL", m.NAME) for m in stage_modules(cfg)}
-
-
-def signals(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Output columns the configured stages add (metadata key -> Arrow type), in stage order."""
-    out: dict[str, Any] = {}
-    for module in stage_modules(cfg):
-        out.update(getattr(module, "SIGNALS", {}))
-    return out
 
 
 def resources(cfg: Mapping[str, Any]) -> tuple[float, float]:
@@ -142,14 +127,14 @@ def build_stages(cfg: Mapping[str, Any], blocklist=None) -> list[Stage]:
     for module in stage_modules(cfg):
         section = cfg.get(module.NAME) or {}
         if section.get("enabled", True) is False:
-            built.append(Stage(module.NAME, apply=_passes))
+            built.append(Stage(module.NAME, apply=passes))
             continue
         stage = module.build(section, shared)
         stage.signals = dict(getattr(module, "SIGNALS", {}))
-        stage.num_cpus, stage.num_gpus = float(section.get("num_cpus", 1) or 1), float(section.get("num_gpus", 0) or 0)
         built.append(stage)
     return built
 
 
-def _passes(doc: Document) -> None:
+def passes(doc: Document) -> None:
+    """The step of a stage that is off: every document goes on."""
     return None

@@ -4,7 +4,7 @@ cost as much as it saves. Its settings are langid's; it has no section of its ow
 
 from __future__ import annotations
 
-from .contract import Stage
+from .contract import Stage, passes
 from .langid import PreExtractionCheck, shared_identifier
 
 NAME = "pre_langid"
@@ -14,17 +14,13 @@ READS = ("langid", "extract")
 
 def build(section, shared) -> Stage:
     if shared.section("extract")["backend"] != "trafilatura":
-        return Stage(NAME, apply=_passes)
+        return Stage(NAME, apply=passes)
     check = PreExtractionCheck.maybe(shared_identifier(shared))
     if check is None:
-        return Stage(NAME, apply=_passes)
+        return Stage(NAME, apply=passes)
 
     def apply(doc) -> str | None:
         drop = check(doc.html)
         return drop.reason if drop else None
 
     return Stage(NAME, apply=apply)
-
-
-def _passes(doc) -> None:
-    return None
