@@ -29,6 +29,11 @@ HTTP status line and headers, except that a ``Transfer-Encoding`` /
 Every response record carries ``WARC-Identified-Payload-Type`` (as CommonCrawl's
 do; the original value is kept when present).
 
+With ``--seed S`` the same pool is shuffled with ``random.Random(S)`` instead,
+and passed through again in a fresh order as often as ``--pages`` needs (a
+6,000-record mix holds each page about four times): the mixed crawls of the
+filter benchmark against datatrove (``benchmarks/filter_vs_datatrove.py``).
+
 Everything is deterministic: ``WARC-Record-ID`` = ``uuid5(NAMESPACE_URL,
 "<url>#<index>")``, synthetic dates are a fixed epoch + index seconds, input files
 are processed in sorted order, and zlib writes a zero mtime in every gzip header,
@@ -50,6 +55,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import sys
 import uuid
@@ -275,36 +281,58 @@ def warcinfo_record(writer: WARCWriter, filename: str, pages: int):
     )
 
 
-def build(out: Path, pages: int, data: Path) -> dict:
+def pool(data: Path) -> list[tuple[str, object, bytes]]:
+    """Every page of the three sources, in the fixed order: (source, url or WARC record, body)."""
+    pages: list[tuple[str, object, bytes]] = list(iter_aeb(data)) + list(iter_trafilatura_eval(data))
+    pages += [(f"warc/{name}", rec, body) for name, rec, body in iter_warc_html(data)]
+    return pages
+
+
+def mixed_order(size: int, pages: int, seed: int | None) -> list[int]:
+    """Indices into the pool: the first ``pages`` in order (no seed), or a seeded mix.
+
+    With a seed the pool is shuffled, and shuffled again for every further pass
+    when more records than pages are asked for, so a 6,000-record file holds
+    each page about four times, in a different place each time.
+    """
+    if seed is None:
+        return list(range(min(size, pages)))
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < pages:
+        batch = list(range(size))
+        rng.shuffle(batch)
+        order += batch
+    return order[:pages]
+
+
+def build(out: Path, pages: int, data: Path, seed: int | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     counts: collections.Counter[str] = collections.Counter()
     statuses: collections.Counter[str] = collections.Counter()
-    index = 0
+    everything = pool(data)
+    order = mixed_order(len(everything), pages, seed)
     with open(tmp, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
         writer.write_record(warcinfo_record(writer, out.name, pages))
-        for source_iter in (iter_aeb(data), iter_trafilatura_eval(data)):
-            for source, url, body in source_iter:
-                if index >= pages:
-                    break
-                writer.write_record(synthetic_response(writer, url, body, index))
-                counts[source] += 1
+        for index, which in enumerate(order):
+            source, page, body = everything[which]
+            if isinstance(page, str):
+                writer.write_record(synthetic_response(writer, page, body, index))
                 statuses["200"] += 1
-                index += 1
-        for source, rec, body in iter_warc_html(data) if index < pages else ():
-            if index >= pages:
-                break
-            writer.write_record(copied_response(writer, rec, body, index))
-            counts[f"warc/{source}"] += 1
-            statuses[rec.http_headers.get_statuscode()] += 1
-            index += 1
+            else:
+                writer.write_record(copied_response(writer, page, body, index))
+                statuses[page.http_headers.get_statuscode()] += 1
+            counts[source] += 1
     os.replace(tmp, out)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     return {
         "out": str(out),
-        "response_records": index,
+        "response_records": len(order),
         "requested": pages,
+        "seed": seed,
+        "pool_pages": len(everything),
         "bytes": out.stat().st_size,
         "sha256": digest,
         "by_source": dict(counts),
@@ -316,12 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/data/bench.warc.gz"))
     ap.add_argument("--pages", type=int, default=1500, help="number of response records (default 1500)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="shuffle the pool with this seed (repeating it in new orders past its size); "
+                         "default: the pages in source order, without repeats")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data root (default /work/shared/data)")
     args = ap.parse_args(argv)
     if not (args.data / "extraction").is_dir():
         print(f"error: {args.data} has no extraction/ folder (see MANIFEST.md)", file=sys.stderr)
         return 2
-    summary = build(args.out, args.pages, args.data)
+    summary = build(args.out, args.pages, args.data, args.seed)
     if summary["response_records"] < args.pages:
         print(f"warning: only {summary['response_records']} HTML pages available", file=sys.stderr)
     for source, n in summary["by_source"].items():

@@ -89,7 +89,7 @@ def test_an_exception_in_a_stage_is_counted_not_fatal(tmp_path, monkeypatch):
 def test_disabled_stages_pass_documents_through(tmp_path):
     _, result = _run(tmp_path, SAMPLES / "dolma_sample-0000.warc.gz",
                      ["repetition.enabled=false", "quality.enabled=false", "line_filter.enabled=false",
-                      "url_filter.enabled=false", "langid.pre_extraction_threshold=null"])
+                      "url_filter.enabled=false", "langid.pre_extraction_min_score=null"])
     _assert_reconciled(result)
     for name in ("repetition", "quality", "line_filter", "url_filter", "pre_langid"):
         assert result["stages"][name]["dropped"] == {}
