@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 # embedded unless a test starts its own cluster and says so.
 for _name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
     os.environ.pop(_name, None)
+# Caches the pipeline writes (hashed blocklists) go to a folder of this session, not the developer's home.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="refinedweb-tests-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -19,16 +19,22 @@ but a listed public suffix (``co.uk``) never blocks its registrable children.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import tempfile
 from bisect import bisect_left
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xxhash
 
+from .. import urls
 from ..urls import is_ip, normalise_host, registered_domain, split_url
+from . import blocklist_files
 from .blocklist_files import (
     _U64,
     _is_tar,
@@ -79,13 +85,20 @@ class Blocklist:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         cats = None if categories is None else {str(c) for c in categories}
-        loader = _Loader()
-        meta: dict[str, Any] = {"sources": [], "lists": [], "missing_categories": [],
-                                "categories": None if cats is None else sorted(cats)}
+        resolved = []
         for raw in paths:
             path = resolve_path(raw)
             if not path.exists():
                 raise missing_blocklist_error(raw)
+            resolved.append(path)
+        key = _cache_key(resolved, cats)
+        cached = _read_cache(key)
+        if cached is not None:
+            return cached
+        loader = _Loader()
+        meta: dict[str, Any] = {"sources": [], "lists": [], "missing_categories": [],
+                                "categories": None if cats is None else sorted(cats)}
+        for path in resolved:
             if path.is_dir():
                 _load_dir(path, loader, cats, meta)
             elif _is_tar(path):
@@ -97,7 +110,9 @@ class Blocklist:
             missing = sorted(set(meta["missing_categories"]))
             meta["missing_categories"] = missing
             log.info("URL blocklist: categories not found in %s: %s", ", ".join(meta["sources"]), ", ".join(missing))
-        return cls(loader.domains.finish(), loader.urls.finish(), loader.url_hosts.finish(), meta)
+        blocklist = cls(loader.domains.finish(), loader.urls.finish(), loader.url_hosts.finish(), meta)
+        _write_cache(key, blocklist)
+        return blocklist
 
     @classmethod
     def from_entries(cls, domains: Iterable[str] = (), urls: Iterable[str] = ()) -> "Blocklist":
@@ -229,6 +244,55 @@ class Blocklist:
     def match_parts(self, host: str, rest: str = "") -> str | None:
         hit = self.find_parts(host, rest)
         return hit[0] if hit else None
+
+
+# ------------------------------------------------------------------------------------------------
+# The hashed lists of a blocklist file, cached: ~20 ms to load instead of ~1 s for UT1's 4.6M domains
+# ------------------------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "refinedweb" / "blocklists" / "hashed"
+
+
+def _cache_key(paths: list[Path], categories: set[str] | None) -> str | None:
+    """Names the files (path, size, modification time), the categories and the code that reads and
+    normalises entries; None for a folder, whose files can change without the folder's time."""
+    if any(path.is_dir() for path in paths):
+        return None
+    digest = hashlib.sha256()
+    for module in (blocklist_files, urls):
+        digest.update(Path(module.__file__).read_bytes())
+    files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+    digest.update(json.dumps([files, sorted(categories) if categories is not None else None]).encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_cache(key: str | None) -> Blocklist | None:
+    if key is None:
+        return None
+    try:
+        with np.load(cache_dir() / f"{key}.npz", allow_pickle=False) as stored:
+            hosts = stored["url_hosts"] if bool(stored["has_url_hosts"]) else None
+            meta = json.loads(str(stored["meta"]))
+            meta["lists"] = [tuple(entry) for entry in meta.get("lists", [])]    # (name, domains, urls)
+            return Blocklist(stored["domains"], stored["urls"], hosts, meta)
+    except (OSError, ValueError, KeyError):        # absent, unreadable or from another format: load the files
+        return None
+
+
+def _write_cache(key: str | None, blocklist: Blocklist) -> None:
+    if key is None:
+        return
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".npz.tmp", delete=False) as tmp:
+            np.savez(tmp, domains=blocklist.domains, urls=blocklist.urls, has_url_hosts=blocklist.url_hosts is not None,
+                     url_hosts=blocklist.url_hosts if blocklist.url_hosts is not None else np.zeros(0, _U64),
+                     meta=json.dumps(blocklist.meta))
+        os.replace(tmp.name, folder / f"{key}.npz")
+    except OSError as exc:                          # a read-only home: every run loads the files
+        log.info("URL blocklist: not cached in %s: %s", folder, exc)
 
 
 def load_blocklist(paths: str | os.PathLike | Iterable[str | os.PathLike] | None,
