@@ -104,6 +104,21 @@ def _token_auth_when_a_token_exists() -> None:
             pass
 
 
+def _stop_autoscaler_monitor() -> None:
+    """Kill embedded Ray's autoscaler monitor before `ray.shutdown()`, which stops the GCS first: the monitor's
+    SIGTERM handler then waits for the GCS until shutdown gives up on it a second later (ray-project/ray#30672
+    fixed that order for `ray stop` only). The monitor has nothing to save on a local instance; shutdown
+    takes ~0.4 s instead of ~1.4 s. Ray's internals: if they change, shutdown just takes the second."""
+    try:
+        from ray._private import ray_constants, worker
+
+        for info in worker._global_node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
+            info.process.kill()
+            info.process.wait(timeout=2)
+    except Exception:  # noqa: BLE001 - an optimisation, never a reason to fail a run
+        pass
+
+
 class RayRuntime:
     """Context manager: connects to (or starts) Ray and knows how many tasks to keep in flight."""
 
@@ -184,6 +199,7 @@ class RayRuntime:
         if self.started_here:
             import ray
 
+            _stop_autoscaler_monitor()
             ray.shutdown()
             self.started_here = False
             self.slots = 0
