@@ -8,7 +8,7 @@ process (interpreter, imports, Ray or not, models, blocklists, the run, the exit
 
     .venv/bin/python benchmarks/filter_vs_datatrove.py --sizes 1500 6000 --seeds 1 2 3 [--out results.json]
 
-Prints one JSON row per run and a summary: seconds, records/s, speed-up, kept documents, time per stage
+Prints (stderr) one JSON row per run as it ends, then (stdout) the report: seconds, records/s, speed-up, kept documents, time per stage
 (ours), peak RSS of our worker and driver and of datatrove's process and its extraction child.
 """
 
@@ -92,20 +92,20 @@ def main() -> None:
             pair = {}
             for runner in runners:
                 row = {"size": size, "seed": seed, **runner(warc)}
-                print(json.dumps(row), flush=True)
+                print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)
                 pair[row["tool"]] = row
             summary.append({"size": size, "seed": seed, "ours_s": pair["refinedweb"]["wall_seconds"],
                             "datatrove_s": pair["datatrove"]["wall_seconds"],
                             "speedup": round(pair["datatrove"]["wall_seconds"] / pair["refinedweb"]["wall_seconds"], 2),
                             "kept_ours": pair["refinedweb"]["kept"], "kept_datatrove": pair["datatrove"]["kept"]})
-            print(json.dumps(summary[-1]), flush=True)
+            print(json.dumps(summary[-1]), file=sys.stderr, flush=True)
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}",
               "rows": rows, "summary": summary}
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

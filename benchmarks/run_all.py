@@ -44,7 +44,7 @@ def main() -> None:
         subprocess.run([PY, str(HERE / "build_bench_warc.py"), "--out", str(warc)], check=True)
     results["extraction_aeb"] = run([PY, str(HERE / "extraction_quality.py")])
     results["filter_speed"] = run([PY, str(HERE / "filter_speed.py"), "--cli"])
-    results["pre_langid_agreement"] = run([PY, str(HERE / "pre_langid_agreement.py")])
+    results["pre_extraction_agreement"] = run([PY, str(HERE / "pre_extraction_agreement.py")])
     results["fetch_speed"] = run([PY, str(HERE / "fetch_speed.py")])
     results["resume_cost"] = run([PY, str(HERE / "resume_cost.py")])
     results["mix_speed"] = run([PY, str(HERE / "mix_speed.py")])
@@ -52,6 +52,8 @@ def main() -> None:
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])
+        results["filter_vs_datatrove"] = run([PY, str(HERE / "filter_vs_datatrove.py"), "--sizes", "1500", "6000",
+                                              "--seeds", "1", "2", "3"])
     else:
         results["datatrove_baseline"] = "skipped: run `bash benchmarks/setup_datatrove_venv.sh` first"
     out = HERE / "results" / f"bench-{results['date'][:10]}.json"

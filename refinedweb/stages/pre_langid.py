@@ -1,6 +1,6 @@
-"""Language pre-check on the page's raw HTML before extraction (langid.pre_extraction_threshold): pages
-clearly in another language skip trafilatura. Only with the trafilatura backend: with resiliparse it would
-cost as much as it saves. Its settings are langid's; it has no section of its own."""
+"""Language pre-check before extraction (langid.pre_extraction_min_score): a page on which no accepted
+language scores above the minimum skips trafilatura. Only with the trafilatura backend: with resiliparse it
+would cost as much as it saves. Its settings are langid's; it has no section of its own."""
 
 from __future__ import annotations
 
