@@ -21,6 +21,12 @@ _FREE_FORM = {
     ("repetition", "max_top_ngram_char_fraction"),
     ("repetition", "max_duplicate_ngram_char_fraction"),
 }
+# Settings given per language (langid's labels): a mapping is merged language by language into the packaged
+# one (`--set quality.stop_words.fi=[...]` adds Finnish, the others stay); a list replaces the mapping and
+# applies to every language.
+PER_LANGUAGE = {
+    ("quality", "stop_words"),
+}
 
 
 def packaged_config_path(name: str = "refinedweb.yaml") -> Path:
@@ -50,7 +56,7 @@ def _all_keys(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
     for key, value in tree.items():
         path = prefix + (str(key),)
         keys.append(".".join(path))
-        if isinstance(value, dict) and path not in _FREE_FORM:
+        if isinstance(value, dict) and path not in _FREE_FORM and path not in PER_LANGUAGE:
             keys.extend(_all_keys(value, path))
     return keys
 
@@ -74,7 +80,12 @@ def _merge(base: dict[str, Any], override: dict[str, Any], defaults: dict[str, A
         if defaults is not None and not free and key not in defaults:
             raise _unknown_key(".".join(path), _root_defaults())
         default_value = defaults.get(key) if (defaults is not None and not free) else None
-        if isinstance(default_value, dict) and path not in _FREE_FORM:
+        if path in PER_LANGUAGE:
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **{str(lang): copy.deepcopy(v) for lang, v in value.items()}}
+            else:
+                base[key] = copy.deepcopy(value)
+        elif isinstance(default_value, dict) and path not in _FREE_FORM:
             if not isinstance(value, dict):
                 raise UserError(f"config key '{'.'.join(path)}' is a section; give it a mapping, not {type(value).__name__}")
             base.setdefault(key, {})

@@ -7,6 +7,7 @@ shows up as a failing number rather than a silently shifted boundary.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -32,18 +33,18 @@ Keep notes each time you bake, including the room temperature, how long each sta
 
 
 def signals(text: str) -> dict[str, float]:
-    return quality_signals(text, QC)
+    return quality_signals(text, QC, "en")
 
 
 def kept(text: str) -> dict[str, float]:
     found = signals(text)
-    assert check_quality(text, QC) is None, found
+    assert check_quality(text, QC, language="en") is None, found
     return found
 
 
 def dropped(text: str, reason: str) -> dict[str, float]:
     found = signals(text)
-    assert check_quality(text, QC) == reason, found
+    assert check_quality(text, QC, language="en") == reason, found
     return found
 
 
@@ -57,7 +58,7 @@ def test_shipped_thresholds_are_gophers():
     assert QC.max_symbol_word_ratio == 0.1
     assert QC.max_bullet_lines_fraction == 0.9 and QC.max_ellipsis_lines_fraction == 0.3
     assert QC.min_alpha_words_fraction == 0.8
-    assert QC.min_stop_words == 2 and QC.stop_words == {"the", "be", "to", "of", "and", "that", "have", "with"}
+    assert QC.min_stop_words == 2 and QC.stop_words["en"] == {"the", "be", "to", "of", "and", "that", "have", "with"}
 
 
 def test_well_written_article_is_kept():
@@ -67,7 +68,7 @@ def test_well_written_article_is_kept():
     assert found["hash_word_ratio"] == found["ellipsis_word_ratio"] == 0.0
     assert found["bullet_lines_frac"] == found["ellipsis_lines_frac"] == 0.0
     assert found["alpha_words_frac"] > 0.95
-    assert found["stop_words"] > 50
+    assert found["stop_words"] == 6       # distinct: the, to, of, and, with, have (not "be", "that")
     assert kept(ARTICLE.replace("\n", "\n\n")) == found  # blank lines change nothing
 
 
@@ -254,8 +255,8 @@ def test_word_definition():
     assert found["alpha_words_frac"] == 6 / 7
     assert signals("Ein schöner Tag, naïve café: 東京 Ünïcödé")["alpha_words_frac"] == 1.0
     assert signals("")["word_count"] == 0
-    assert check_quality("", QC) == "too_few_words"
-    assert check_quality("   \n\n ", QC) == "too_few_words"
+    assert check_quality("", QC, language="en") == "too_few_words"
+    assert check_quality("   \n\n ", QC, language="en") == "too_few_words"
 
 
 def test_checks_run_in_order_and_early_exit_agrees_with_full_signals():
@@ -263,18 +264,18 @@ def test_checks_run_in_order_and_early_exit_agrees_with_full_signals():
              "# Title\n" * 60, "Click here... " * 30, "1 2 3 4 5 " * 20, "- item\n" * 80, "Supercalifragilistic " * 60]
     for text in texts:
         full: dict[str, float] = {}
-        assert check_quality(text, QC, full) == check_quality(text, QC)
+        assert check_quality(text, QC, full, "en") == check_quality(text, QC, language="en")
         assert full == signals(text)
     many = "# " + "1 2 3 " * 5  # too few words and everything else wrong: the first check wins
-    assert check_quality(many, QC) == "too_few_words"
+    assert check_quality(many, QC, language="en") == "too_few_words"
     assert set(REASONS) == {"too_few_words", "too_many_words", "mean_word_length", "symbol_word_ratio",
                             "bullet_lines", "ellipsis_lines", "alpha_words", "stop_words"}
 
 
 def test_none_turns_a_check_off():
     qc = replace(QC, min_stop_words=None, min_alpha_words_fraction=None)
-    assert check_quality(KETTLE.replace("for the worktops", "for worktops"), qc) is None
-    assert check_quality(STANDINGS.replace("14 March", "14/3"), qc) is None
+    assert check_quality(KETTLE.replace("for the worktops", "for worktops"), qc, language="en") is None
+    assert check_quality(STANDINGS.replace("14 March", "14/3"), qc, language="en") is None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,7 +285,8 @@ def test_none_turns_a_check_off():
 def test_from_config_reads_every_key():
     section = dict(CFG, min_words=10, stop_words=["The", " Of "], max_symbol_word_ratio="0.2")
     qc = QualityConfig.from_config(section)
-    assert qc.min_words == 10 and qc.stop_words == {"the", "of"} and qc.max_symbol_word_ratio == 0.2
+    assert qc.min_words == 10 and qc.stop_words == {"*": {"the", "of"}} and qc.max_symbol_word_ratio == 0.2
+    assert qc.stop_words_for("de") == qc.stop_words_for("") == {"the", "of"}     # one list: every language
 
 
 @pytest.mark.parametrize("key, value", [
@@ -293,7 +295,76 @@ def test_from_config_reads_every_key():
     ("min_alpha_words_fraction", -0.1),
     ("stop_words", "the"),
     ("stop_words", []),
+    ("stop_words", {"en": []}),
+    ("stop_words", {"de": "der"}),
 ])
 def test_from_config_rejects_bad_values(key, value):
     with pytest.raises(UserError):
         QualityConfig.from_config(dict(CFG, **{key: value}))
+
+
+# --------------------------------------------------------------------------------------------------
+# stop words per language (RefinedWeb-Europe)
+
+EUROPE = ["en", "de", "es", "fr", "it", "pt", "pl", "nl", "ro", "cs", "sv"]
+
+
+def _leipzig_documents(lang: str, words: int = 60) -> list[str]:
+    """Documents of consecutive real news sentences (lingua's Leipzig test data) of at least `words` words."""
+    from .conftest import shared
+
+    path = shared("langid", "lingua_testdata", "sentences_100perlang.jsonl")
+    docs, current = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["lang"] == lang:
+            current.append(row["text"])
+            if sum(len(s.split()) for s in current) >= words:
+                docs.append(" ".join(current))
+                current = []
+    return docs
+
+
+@pytest.mark.parametrize("lang", EUROPE)
+def test_real_text_of_each_language_has_its_stop_words(lang):
+    docs = _leipzig_documents(lang)
+    assert len(docs) >= 8
+    stop = QC.stop_words_for(lang)
+    assert stop and len(stop) == 8
+    kept_docs = [d for d in docs if check_quality(d, QC, language=lang) != "stop_words"]
+    assert len(kept_docs) == len(docs), [d[:80] for d in docs if d not in kept_docs]
+    if lang != "en":      # English's list says nothing about these languages: most of their text fails it
+        as_english = sum(check_quality(d, QC, language="en") == "stop_words" for d in docs)
+        assert as_english >= len(docs) // 2, (lang, as_english, len(docs))
+
+
+def test_stop_words_are_distinct_words_of_the_documents_language():
+    base = " ".join(["Katze Hund Maus Vogel Fisch Pferd Kuh Schaf Ziege Huhn"] * 6)
+    assert check_quality(f"{base} der", QC, language="de") == "stop_words"
+    assert check_quality(f"{base} der Der DER der", QC, language="de") == "stop_words"    # one word, four times
+    assert check_quality(f"{base} der und", QC, language="de") is None                    # two: at the threshold
+    assert quality_signals(f"{base} der und die", QC, "de")["stop_words"] == 3
+    assert check_quality(f"{base} der und", QC, language="en") == "stop_words"            # German words, English list
+
+
+def test_polish_czech_and_romanian_letters():
+    base = " ".join(["kot pies mysz ptak ryba koń krowa owca koza kura"] * 6)
+    assert check_quality(f"{base} się że", QC, language="pl") is None
+    assert check_quality(f"{base} sie ze", QC, language="pl") == "stop_words"   # without diacritics: other words
+    assert check_quality(f"{base} že je", QC, language="cs") == "stop_words"    # "že" is not in Czech's eight
+    assert check_quality(f"{base} na je", QC, language="cs") is None
+    # Romanian: cedilla ş/ţ and comma-below ș/ț are the same letters (both spellings are common on the web)
+    assert check_quality(f"{base} şi și", QC, language="ro") == "stop_words"    # one word, two spellings
+    assert check_quality(f"{base} şi în", QC, language="ro") is None
+
+
+def test_a_language_without_a_list_is_not_checked_and_lists_merge_per_language():
+    text = " ".join(["kissa koira hiiri lintu kala hevonen lehmä lammas vuohi kana"] * 6)
+    assert QC.stop_words_for("fi") is None
+    assert check_quality(text, QC, language="fi") is None
+    assert quality_signals(text, QC, "fi")["stop_words"] == -1
+    with pytest.raises(UserError, match="quote such words"):
+        QualityConfig.from_config(load_config(overrides=["quality.stop_words.fi=[ja, on]"])["quality"])
+    merged = QualityConfig.from_config(load_config(overrides=["quality.stop_words.fi=[ja, 'on']"])["quality"])
+    assert merged.stop_words_for("fi") == {"ja", "on"} and merged.stop_words_for("de") == QC.stop_words_for("de")
+    assert check_quality(text, merged, language="fi") == "stop_words"

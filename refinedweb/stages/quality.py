@@ -13,7 +13,7 @@ a threshold is kept, only a value strictly beyond it removes the document):
 ``bullet_lines``     lines starting with a bullet / lines > ``max_bullet_lines_fraction``
 ``ellipsis_lines``   lines ending with an ellipsis / lines > ``max_ellipsis_lines_fraction``
 ``alpha_words``      words containing an alphabetic character / word count < ``min_alpha_words_fraction``
-``stop_words``       occurrences of stop words < ``min_stop_words``
+``stop_words``       distinct stop words of the document's language < ``min_stop_words``
 ==================== ================================================================================
 
 Definitions (Gopher counts words with a tokenizer that splits punctuation off; we use whitespace):
@@ -24,7 +24,11 @@ Definitions (Gopher counts words with a tokenizer that splits punctuation off; w
   count for nothing, as a punctuation token would be dropped by Gopher's tokenizer.
 * A word's **length** is measured from its first to its last letter/digit: punctuation attached at either end
   is not counted (``"(see"`` and ``"end."`` have 3 characters), punctuation inside is (``"don't"`` has 5).
-  These stripped forms are also what the stop words are compared with, lower-cased.
+  These stripped forms are also what the stop words are compared with, lower-cased (and Romanian's
+  cedilla letters ş ţ read as the comma-below ș ț, both spellings being common on the web).
+* **Stop words** are per language (``quality.stop_words``: a mapping from langid's label to a list, or one
+  list for every language). Gopher asks for "at least two of the following words": distinct words, so
+  "the … The" is one. A language without a list is not checked by this rule (nothing to penalise it with).
 * A word is **alphabetic** when it contains at least one ``str.isalpha`` character (``"2023"`` and ``"3.5%"``
   are words, but not alphabetic ones).
 * **Lines** are the text split on ``"\\n"``, stripped; empty lines are ignored (blank lines separate
@@ -74,12 +78,30 @@ def _char_classes(text: str) -> np.ndarray:
     return np.where(cp < _TABLE_SIZE, table[np.minimum(cp, _TABLE_SIZE - 1)], high)
 
 
-def _stop_words(value: Any) -> frozenset[str]:
+_ROMANIAN_CEDILLA = str.maketrans("şţŞŢ", "șțȘȚ")
+ANY_LANGUAGE = "*"
+
+
+def stop_word_form(word: str) -> str:
+    return word.strip().lower().translate(_ROMANIAN_CEDILLA)
+
+
+def _word_set(words: Any, key: str) -> frozenset[str]:
+    if isinstance(words, str) or not isinstance(words, Iterable):
+        raise UserError(f"config key '{key}' must be a list of words")
+    if any(isinstance(word, bool) for word in words):
+        raise UserError(f"config key '{key}' has a yes/no value: YAML reads on, off, yes and no as booleans, "
+                        "quote such words ('on')")
+    return frozenset(stop_word_form(str(word)) for word in words if str(word).strip())
+
+
+def _stop_words(value: Any) -> Mapping[str, frozenset[str]]:
+    """language -> stop words; one list (the old shape) applies to every language."""
     if value is None:
-        return frozenset()
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise UserError("config key 'quality.stop_words' must be a list of words")
-    return frozenset(str(word).strip().lower() for word in value if str(word).strip())
+        return {}
+    if isinstance(value, Mapping):
+        return {str(lang): _word_set(words, f"quality.stop_words.{lang}") for lang, words in value.items()}
+    return {ANY_LANGUAGE: _word_set(value, "quality.stop_words")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +117,20 @@ class QualityConfig:
     max_ellipsis_lines_fraction: float | None = setting(min=0, max=1)
     min_alpha_words_fraction: float | None = setting(min=0, max=1)
     min_stop_words: int | None = setting(min=0)
-    stop_words: frozenset[str] = setting(parse=lambda value, key: _stop_words(value))
+    stop_words: Mapping[str, frozenset[str]] = setting(parse=lambda value, key: _stop_words(value))
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "QualityConfig":
         """Build from the ``quality`` config section (``enabled`` is the caller's business)."""
         cfg = from_section(cls, section, "quality")
-        if cfg.min_stop_words and not cfg.stop_words:
+        if cfg.min_stop_words and not any(cfg.stop_words.values()):
             raise UserError("config key 'quality.min_stop_words' is set but 'quality.stop_words' is empty")
         return cfg
+
+    def stop_words_for(self, language: str) -> frozenset[str] | None:
+        """The stop words of `language`, or None when it has none (the rule does not apply to it)."""
+        words = self.stop_words.get(language)
+        return words if words is not None else self.stop_words.get(ANY_LANGUAGE)
 
 
 class _Words:
@@ -143,23 +170,24 @@ class _Words:
         return int(np.count_nonzero(before[self._ends] > before[self._starts]))
 
     def stop_words(self, stop: frozenset[str], enough: int | None) -> int:
-        """Occurrences of `stop` words; counting stops at `enough` when given."""
+        """Distinct `stop` words in the text; counting stops at `enough` when given."""
         if not stop or not self.count:
             return 0
         lengths = self.last - self.first + 1
         sizes = {len(w) for w in stop}
         candidates = np.flatnonzero((lengths >= min(sizes)) & (lengths <= max(sizes)))
         text = self.text
-        found = 0
+        found: set[str] = set()
         chunk = 64 if enough else max(candidates.size, 1)
         for begin in range(0, candidates.size, chunk):
             picked = candidates[begin:begin + chunk]
             for a, b in zip(self.first[picked].tolist(), self.last[picked].tolist()):
-                if text[a:b + 1].lower() in stop:
-                    found += 1
-                    if enough and found >= enough:
-                        return found
-        return found
+                word = stop_word_form(text[a:b + 1])
+                if word in stop and word not in found:
+                    found.add(word)
+                    if enough and len(found) >= enough:
+                        return len(found)
+        return len(found)
 
 
 def _line_fractions(text: str) -> tuple[float, float]:
@@ -171,8 +199,10 @@ def _line_fractions(text: str) -> tuple[float, float]:
     return bullets / len(lines), ellipses / len(lines)
 
 
-def check_quality(text: str, cfg: QualityConfig, signals: dict[str, float] | None = None) -> str | None:
-    """None to keep the document, else the reason code of the first failed check.
+def check_quality(text: str, cfg: QualityConfig, signals: dict[str, float] | None = None,
+                  language: str = "") -> str | None:
+    """None to keep the document, else the reason code of the first failed check; `language` (langid's
+    label) picks the stop words.
 
     With `signals` (a dict), every measure is computed and stored: ``word_count``, ``mean_word_length``,
     ``hash_word_ratio``, ``ellipsis_word_ratio``, ``bullet_lines_frac``, ``ellipsis_lines_frac``,
@@ -236,19 +266,22 @@ def check_quality(text: str, cfg: QualityConfig, signals: dict[str, float] | Non
             if not full:
                 return failed
 
-    if full or cfg.min_stop_words:
-        found = words.stop_words(cfg.stop_words, None if full else cfg.min_stop_words)
+    stop = cfg.stop_words_for(language)
+    if (full or cfg.min_stop_words) and stop is not None:
+        found = words.stop_words(stop, None if full else cfg.min_stop_words)
         if full:
             signals["stop_words"] = found
         if failed is None and cfg.min_stop_words is not None and found < cfg.min_stop_words:
             failed = "stop_words"
+    elif full:
+        signals["stop_words"] = -1        # no list for this language: the rule does not apply
     return failed
 
 
-def quality_signals(text: str, cfg: QualityConfig) -> dict[str, float]:
+def quality_signals(text: str, cfg: QualityConfig, language: str = "") -> dict[str, float]:
     """Every quality measure of `text` (the values `check_quality` compares with the thresholds)."""
     signals: dict[str, float] = {}
-    check_quality(text, cfg, signals)
+    check_quality(text, cfg, signals, language)
     return signals
 
 
@@ -260,4 +293,4 @@ CONFIG = QualityConfig
 
 def build(section: Mapping[str, Any], shared) -> Stage:
     cfg = QualityConfig.from_config(section)
-    return Stage(NAME, apply=lambda doc: check_quality(doc.text, cfg))
+    return Stage(NAME, apply=lambda doc: check_quality(doc.text, cfg, language=doc.language))
