@@ -45,6 +45,8 @@ def main() -> None:
     results["extraction_aeb"] = run([PY, str(HERE / "extraction_quality.py")])
     results["filter_speed"] = run([PY, str(HERE / "filter_speed.py"), "--cli"])
     results["pre_extraction_agreement"] = run([PY, str(HERE / "pre_extraction_agreement.py")])
+    results["stop_words_by_language"] = run([PY, str(HERE / "stop_words_by_language.py")])
+    results["lid_europe"] = run([PY, str(HERE / "lid_europe.py")])
     results["fetch_speed"] = run([PY, str(HERE / "fetch_speed.py")])
     results["resume_cost"] = run([PY, str(HERE / "resume_cost.py")])
     results["mix_speed"] = run([PY, str(HERE / "mix_speed.py")])

@@ -33,6 +33,23 @@ def packaged_config_path(name: str = "refinedweb.yaml") -> Path:
     return Path(str(resources.files("refinedweb") / "configs" / name))
 
 
+def packaged_configs() -> list[str]:
+    """Names `--config` accepts besides a path: the YAML files shipped in refinedweb/configs/."""
+    return sorted(p.stem for p in packaged_config_path().parent.glob("*.yaml"))
+
+
+def config_file(path: str | Path) -> Path:
+    """A config path as given, or, when no such file exists, a packaged config by name
+    (`--config refinedweb-europe` or `refinedweb-europe.yaml`)."""
+    given = Path(path).expanduser()
+    if given.exists() or given.parent != Path("."):
+        return given
+    packaged = packaged_config_path(given.name if given.suffix == ".yaml" else f"{given.name}.yaml")
+    if packaged.exists():
+        return packaged
+    raise UserError(f"config file not found: {path} (packaged configs: {', '.join(packaged_configs())})")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,8 +144,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     stage_sections: dict[str, Any] = {}      # sections of stage modules outside the package, checked below
     trees = []
     if path is not None:
-        user = _read_yaml(Path(path).expanduser())
-        if Path(path).resolve() != packaged_config_path().resolve():
+        path = config_file(path)
+        user = _read_yaml(path)
+        if path.resolve() != packaged_config_path().resolve():
             trees.append(user)
     for item in overrides:
         parts, value = parse_override(item)

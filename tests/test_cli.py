@@ -226,3 +226,32 @@ def test_a_bad_stage_threshold_is_one_line_before_any_task(tmp_path):
                      "--set", "quality.min_words=-1")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "quality.min_words" in result.stderr and not (tmp_path / "filtered").exists()
+
+
+def test_refinedweb_europe_by_its_packaged_name(tmp_path, monkeypatch):
+    """`--config refinedweb-europe` (the packaged file, by name): the ten languages, a folder each, the
+    manifest's per-language rows and tokens, and `refinedweb stats` showing the language mix."""
+    europe = {"de", "es", "fr", "it", "pt", "pl", "nl", "ro", "cs", "sv"}
+    out = tmp_path / "out"
+    result = run_cli("run", "--config", "refinedweb-europe", "--stage", "filter", "--workers", "1", "--input",
+                     str(SAMPLES / "cc2008_arc2warc_1213893279526_0.warc.gz"), "--output", str(out),
+                     "--set", "url_filter.blocklist=[]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    folders = {p.name.removeprefix("lang=") for p in (out / "filtered").iterdir() if p.name.startswith("lang=")}
+    assert len(folders) >= 2 and folders <= europe, folders
+    manifest = json.loads((out / "filtered" / ".refinedweb" / "manifest.json").read_text())
+    languages = manifest["totals"]["languages"]
+    assert set(languages) == folders and all(v["rows"] and v["tokens"] for v in languages.values())
+    for language in folders:
+        rows = ds.dataset(str(out / "filtered" / f"lang={language}"), format="parquet").to_table(columns=["language"])
+        assert set(rows.column("language").to_pylist()) == {language}
+        assert rows.num_rows == languages[language]["rows"]
+    # pyarrow, DuckDB, Polars and HF datasets read the lang=xx folders (some add a `lang` partition column)
+    assert assert_every_reader_reads(out / "filtered", tmp_path / "hf", monkeypatch) == manifest["totals"]["rows"]
+    stats = run_cli("stats", str(out))
+    assert stats.returncode == 0 and "language" in stats.stdout
+    assert all(f"  {language} " in stats.stdout for language in folders), stats.stdout
+    unknown = run_cli("run", "--config", "refinedweb-asia", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"),
+                      "--output", str(tmp_path / "x"))
+    assert unknown.returncode == 2, unknown.stderr
+    assert "config file not found: refinedweb-asia (packaged configs: refinedweb, refinedweb-europe)" in unknown.stderr
