@@ -26,6 +26,10 @@ _FREE_FORM = {
 # applies to every language.
 PER_LANGUAGE = {
     ("quality", "stop_words"),
+    ("line_filter", "counter_words"),
+    ("line_filter", "start_patterns"),
+    ("line_filter", "end_patterns"),
+    ("line_filter", "anywhere_patterns"),
 }
 
 

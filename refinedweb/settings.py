@@ -80,3 +80,11 @@ def convert(value: Any, annotation: str, key: str, meta: Mapping[str, Any] | Non
             raise UserError(f"config key '{key}' must be a list of strings, got {value!r}")
         return tuple(items) if kind.startswith("tuple") else frozenset(items)
     raise TypeError(f"{key}: no conversion for {annotation}")   # a field needs a `parse` of its own
+
+
+class ByLanguage(dict):
+    """A setting given per language (langid's label -> value); hashable like the frozen configs holding it.
+    Never changed after it is built."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))

@@ -63,7 +63,36 @@ def test_shipped_settings_are_refinedwebs():
     assert LC.remove_numeric_lines and LC.remove_counter_lines and LC.remove_single_word_lines
     assert LC.short_line_max_words == 10
     assert LC.max_removed_words_fraction == 0.05
-    assert "likes" in LC.counter_words and "read more" in LC.end_patterns and "sign in" in LC.start_patterns
+    assert "likes" in LC.counter_words["*"] and "read more" in LC.end_patterns["*"] and "sign in" in LC.start_patterns["*"]
+    europe = {"de", "es", "fr", "it", "pt", "pl", "nl", "ro", "cs", "sv"}
+    for kind in (LC.counter_words, LC.start_patterns, LC.end_patterns, LC.anywhere_patterns):
+        assert set(kind) == europe | {"*"} and all(kind[lang] for lang in europe)
+
+
+GERMAN_PAGE = """Der Ausschuss hat den neuen Haushalt am Dienstag nach einer langen Debatte gebilligt und beschlossen.
+Die Mittel für Schulen und Straßen steigen im kommenden Jahr deutlich, während die Verwaltung sparen muss.
+Die Opposition kritisierte die Pläne als unausgewogen und kündigte an, im Frühjahr eigene Vorschläge zu machen.
+Der Bürgermeister zeigte sich dennoch zufrieden mit dem Ergebnis der Beratungen in der Nacht zum Mittwoch.
+Auch die Vereine der Stadt erhalten mehr Geld für ihre Arbeit mit Kindern und Jugendlichen in den Stadtteilen.
+Die Kämmerin rechnet für das laufende Jahr mit einem kleinen Überschuss, der in die Rücklagen fließen soll.
+Im Herbst will der Rat über die Gebühren für Wasser und Abfall beraten, die seit fünf Jahren gleich geblieben sind.
+Bürgerinnen und Bürger können ihre Fragen bis Ende des Monats schriftlich bei der Verwaltung einreichen.
+Die nächste Sitzung des Ausschusses ist für den zweiten Dienstag im kommenden Monat geplant worden.
+Beobachter erwarten dann eine lange Debatte über den Ausbau der Radwege entlang des Flusses."""
+
+
+def test_each_language_gets_its_own_counters_and_patterns_plus_the_english_ones():
+    body = GERMAN_PAGE + "\n" + GERMAN_PAGE                  # 330 words: the 13 tokens removed stay under 5%
+    page = ("» Anmelden | Registrieren\n" + body + "\n12 Kommentare\nWeiterlesen »\nShare this\n"
+            "Alle Rechte vorbehalten © 2024 Stadtzeitung")
+    out, reason, removed = correct_lines(page, LC, "de")
+    assert (out, reason, removed) == (body + "\n© 2024 Stadtzeitung", None, 13)
+    assert correct_lines(page, LC, "fr")[0].count("\n") > out.count("\n")            # French rules: German kept
+    assert correct_lines(GERMAN_PAGE, LC, "de") == (GERMAN_PAGE, None, 0)             # prose is left alone
+    french = "Le conseil a voté le budget mardi soir après un long débat entre les groupes de la majorité.\n"
+    assert correct_lines(french * 12 + "Lire la suite »\n3 commentaires", LC, "fr")[0] == (french * 12).strip()
+    fi = correct_lines(french * 12 + "Lire la suite »\n3 likes", LC, "fi")[0]          # a language without lists: "*"
+    assert fi.endswith("Lire la suite »") and "3 likes" not in fi
 
 
 def test_well_written_article_is_unchanged():

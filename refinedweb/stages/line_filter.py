@@ -25,6 +25,9 @@ Extracted web text keeps bits of page furniture: navigation in capitals, page nu
   removing lines would leave two blank lines in a row, or blank lines at the start or end of the text, the
   extra blank lines go too, so paragraphs stay separated by one blank line as before.
 
+Counter words and patterns are per language (langid's label): a document gets the ``"*"`` lists (English page
+furniture, found on pages in every language) plus those of its own language; a plain list is the ``"*"`` one.
+
 Words are whitespace-separated tokens (``str.split()``). The words removed are all words of a removed line
 plus, for an edited line, the difference in word count. If words removed / words of the document >
 ``max_removed_words_fraction`` the document is dropped with reason ``too_many_lines_removed`` (exactly at
@@ -45,7 +48,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..errors import UserError
-from ..settings import from_section, setting
+from ..settings import ByLanguage, from_section, setting
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -96,12 +99,25 @@ def _words_list(value: Any, key: str) -> tuple[str, ...]:
         return ()
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise UserError(f"config key 'line_filter.{key}' must be a list of strings")
+    if any(isinstance(item, bool) for item in value):
+        raise UserError(f"config key 'line_filter.{key}' has a yes/no value: YAML reads on, off, yes and no as "
+                        "booleans, quote such words ('on')")
     out: dict[str, None] = {}
     for item in value:
         text = " ".join(str(item).split()).lower()
         if text:
             out[text] = None
     return tuple(out)
+
+
+EVERY_LANGUAGE = "*"
+
+
+def _per_language(value: Any, key: str) -> Mapping[str, tuple[str, ...]]:
+    """language -> words; a plain list is the "*" entry, which every document gets besides its language's."""
+    if isinstance(value, Mapping):
+        return ByLanguage((str(lang), _words_list(words, f"{key}.{lang}")) for lang, words in value.items())
+    return ByLanguage({EVERY_LANGUAGE: _words_list(value, key)})
 
 
 def _pattern_regex(patterns: tuple[str, ...]) -> str:
@@ -154,24 +170,25 @@ class _Rules:
 
     __slots__ = ("numeric", "counter", "counter_words", "start", "end", "anywhere", "triggers", "bare")
 
-    def __init__(self, cfg: "LineFilterConfig") -> None:
+    def __init__(self, counter_words: tuple[str, ...], start_patterns: tuple[str, ...], end_patterns: tuple[str, ...],
+                 anywhere_patterns: tuple[str, ...]) -> None:
         flags = re.IGNORECASE
         self.numeric = re.compile(r"[\W_]*\d[\d\W_]*").fullmatch
         self.counter = None
-        self.counter_words = frozenset(w for word in cfg.counter_words for w in _ALNUM_RUN(word))
-        if cfg.counter_words:
-            words = _pattern_regex(cfg.counter_words)
+        self.counter_words = frozenset(w for word in counter_words for w in _ALNUM_RUN(word))
+        if counter_words:
+            words = _pattern_regex(counter_words)
             unit = rf"(?:{_NUMBER}\s*(?:{words})|(?:{words})\W*{_NUMBER}(?!\w))"
             self.counter = re.compile(rf"[\W_]*{unit}(?:[\W_]+{unit})*[\W_]*", flags).fullmatch
         # start: any punctuation, the pattern, separators; end: separators, the pattern, any punctuation
         separators = "[" + re.escape(_SEPARATORS) + r"\s]*"
         self.start = self.end = self.anywhere = None
-        if cfg.start_patterns:
-            self.start = _Kind(cfg.start_patterns, lambda rx: re.compile(rf"[\W_]*(?:{rx}){separators}", flags).match)
-        if cfg.end_patterns:
-            self.end = _Kind(cfg.end_patterns, lambda rx: re.compile(rf"{separators}(?:{rx})[\W_]*$", flags).search)
-        if cfg.anywhere_patterns:
-            self.anywhere = _Kind(cfg.anywhere_patterns, lambda rx: re.compile(rf"(?:{rx})[^\w\s]*", flags).sub)
+        if start_patterns:
+            self.start = _Kind(start_patterns, lambda rx: re.compile(rf"[\W_]*(?:{rx}){separators}", flags).match)
+        if end_patterns:
+            self.end = _Kind(end_patterns, lambda rx: re.compile(rf"{separators}(?:{rx})[\W_]*$", flags).search)
+        if anywhere_patterns:
+            self.anywhere = _Kind(anywhere_patterns, lambda rx: re.compile(rf"(?:{rx})[^\w\s]*", flags).sub)
         kinds = [kind for kind in (self.start, self.end, self.anywhere) if kind is not None]
         self.triggers = frozenset().union(*(kind.triggers for kind in kinds))
         self.bare = tuple({pattern for kind in kinds for _, pattern in kind.bare})
@@ -196,14 +213,28 @@ class LineFilterConfig:
     remove_single_word_lines: bool = setting()
     short_line_max_words: int = setting(min=0)
     max_removed_words_fraction: float | None = setting(min=0, max=1)
-    counter_words: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
-    start_patterns: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
-    end_patterns: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
-    anywhere_patterns: tuple[str, ...] = setting(parse=lambda v, key: _words_list(v, _leaf(key)))
-    _rules: _Rules = field(init=False, repr=False, compare=False, hash=False)
+    # per language (langid's label); "*": every document, besides its own language's
+    counter_words: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
+    start_patterns: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
+    end_patterns: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
+    anywhere_patterns: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
+    _rules: dict[str, _Rules] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_rules", _Rules(self))
+        object.__setattr__(self, "_rules", {})
+        self.rules_for("")                    # compile the every-language rules now: a bad pattern fails here
+
+    def rules_for(self, language: str) -> _Rules:
+        """The compiled rules of a document in `language`: the "*" lists plus that language's (compiled once)."""
+        key = language if any(language in kind for kind in self._kinds()) else ""
+        rules = self._rules.get(key)
+        if rules is None:
+            rules = self._rules[key] = _Rules(*(tuple(dict.fromkeys(kind.get(EVERY_LANGUAGE, ()) + kind.get(key, ())))
+                                                 for kind in self._kinds()))
+        return rules
+
+    def _kinds(self) -> tuple[Mapping[str, tuple[str, ...]], ...]:
+        return self.counter_words, self.start_patterns, self.end_patterns, self.anywhere_patterns
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "LineFilterConfig":
@@ -248,9 +279,9 @@ class LineFilter:
 
     __slots__ = ("cfg", "rules")
 
-    def __init__(self, cfg: LineFilterConfig) -> None:
+    def __init__(self, cfg: LineFilterConfig, language: str = "") -> None:
         self.cfg = cfg
-        self.rules = cfg._rules
+        self.rules = cfg.rules_for(language)
 
     def _removal(self, line: str, words: int, letters: int, uppers: int, digits: int) -> str | None:
         """Why `line` (stripped, with these counts) is removed as a whole, or None."""
@@ -379,12 +410,11 @@ def _counts(line: str) -> tuple[int, int, int, int]:
             sum(map(str.isdecimal, line)))
 
 
-def correct_lines(text: str, cfg: LineFilterConfig) -> tuple[str, str | None, int]:
-    """Apply the line-wise corrections: (new text, drop reason or None, words removed).
-
-    When the document is dropped (``too_many_lines_removed``) the text returned is the original one.
+def correct_lines(text: str, cfg: LineFilterConfig, language: str = "") -> tuple[str, str | None, int]:
+    """Apply the line-wise corrections for a document in `language`: (new text, drop reason or None, words
+    removed). When the document is dropped (``too_many_lines_removed``) the text returned is the original one.
     """
-    return LineFilter(cfg)(text)
+    return LineFilter(cfg, language)(text)
 
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
@@ -397,7 +427,7 @@ def build(section: Mapping[str, Any], shared) -> Stage:
     cfg = LineFilterConfig.from_config(section)
 
     def apply(doc) -> str | None:
-        text, reason, _removed_words = correct_lines(doc.text, cfg)
+        text, reason, _removed_words = correct_lines(doc.text, cfg, doc.language)
         if reason:
             return reason
         if not text.strip():

@@ -48,7 +48,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import UserError
-from ..settings import from_section, setting
+from ..settings import ByLanguage, from_section, setting
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -98,10 +98,10 @@ def _word_set(words: Any, key: str) -> frozenset[str]:
 def _stop_words(value: Any) -> Mapping[str, frozenset[str]]:
     """language -> stop words; one list (the old shape) applies to every language."""
     if value is None:
-        return {}
+        return ByLanguage()
     if isinstance(value, Mapping):
-        return {str(lang): _word_set(words, f"quality.stop_words.{lang}") for lang, words in value.items()}
-    return {ANY_LANGUAGE: _word_set(value, "quality.stop_words")}
+        return ByLanguage((str(lang), _word_set(words, f"quality.stop_words.{lang}")) for lang, words in value.items())
+    return ByLanguage({ANY_LANGUAGE: _word_set(value, "quality.stop_words")})
 
 
 @dataclass(frozen=True, slots=True)
