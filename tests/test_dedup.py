@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -300,3 +301,32 @@ def test_parts_are_contiguous_ranges_of_the_input_order():
     assert corpus.part_of(np.array([0, 1, 2, 4])).tolist() == [0, 0, 1, 1]
     empty = Corpus(("a", "b"), (0, 3), 5)
     assert [empty.slices(p) for p in range(5)] == [[], [(1, 0, 1)], [], [(1, 1, 2)], [(1, 2, 3)]]
+
+
+def test_partition_by_language_writes_a_folder_per_language_and_finds_the_same(planted, reference, tmp_path):
+    """RefinedWeb-Europe's layout after dedup: `dedup/lang=xx/`, the languages deduplicated as one corpus, so the
+    same documents as without folders (planted duplicates cross languages here), whatever the split."""
+    corpus, folder = planted
+    languages = ["de", "fr", "pl"]
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for path in sorted(folder.glob("*.parquet")):
+        table = pq.read_table(path)
+        assigned = [languages[zlib.crc32(doc_id.encode()) % 3] for doc_id in table.column("id").to_pylist()]
+        if "language" in table.column_names:
+            table = table.drop(["language"])
+        pq.write_table(table.append_column("language", pa.array(assigned)), mixed / path.name, row_group_size=64)
+    flat, _ = dedup_in_process([mixed], tmp_path / "flat", "dedup.exact_substring.max_part_bytes=1000000000")
+    assert set(flat) == set(reference[0])
+    for sets in (["dedup.parts=1"], ["dedup.parts=5", "output.shard_max_rows=40"]):
+        out = tmp_path / f"by-language-{sets[0][-1]}"
+        got, _ = dedup_in_process([mixed], out, "langid.partition_by_language=true", *sets)
+        assert got == flat
+        folders = sorted(p.name for p in (out / "dedup").iterdir() if p.is_dir() and not p.name.startswith("."))
+        assert folders == [f"lang={lang}" for lang in languages]
+        for lang in languages:
+            rows = ds.dataset(str(out / "dedup" / f"lang={lang}"), format="parquet").to_table(columns=["language"])
+            assert set(rows.column("language").to_pylist()) == {lang} and rows.num_rows > 0
+        manifest = json.loads((out / "dedup" / ".refinedweb" / "manifest.json").read_text())
+        assert {k: v["rows"] for k, v in manifest["totals"]["languages"].items()} == \
+            {lang: sum(r["language"] == lang for r in flat.values()) for lang in languages}

@@ -16,8 +16,8 @@ Layout under `<output>/_work/dedup/` (deleted after a successful run unless `ded
   <stage>/removed/p=P/from=X.npy           part-local rows removed (minhash, url)
   exact_substring/bucket-marks/p=P/from=X.npy  part-local (row << 32 | token offset) of marked windows
   exact_substring/marks/p=P.npy            the same, merged into one sorted file per part
-  tails/p=P.parquet                        part P's last, partly filled shard (merged by merge_tails)
-Output: `<output>/dedup/part-PPPPP/part-PPPPP-NNNNN.parquet` and `<output>/dedup/merged/…`, with every input
+  tails/[lang=L/]p=P.parquet               part P's last, partly filled shard (per language when partitioned; merge_tails)
+Output: `<output>/dedup/[lang=L/]part-PPPPP/part-PPPPP-NNNNN.parquet` and `<output>/dedup/[lang=L/]merged/…`, with every input
 column, listed in `<output>/dedup/.refinedweb/manifest.json`; `<output>/dedup/.refinedweb/urls/p=P.npz`: the kept
 URLs' hashes.
 """
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from ..io.manifest import META
 from ..io.parquet import ShardLimits, ShardWriter, conform
 from ..io.remote import FetchConfig
-from ..io.storage import open_storage
+from ..io.storage import open_storage, safe_name
 from .corpus import Corpus, iter_part, load_corpus
 from .shuffle import BucketWriter, bucket_segments, load_arrays, passes_for, save_array, save_npz
 from .urls import url_hashes
@@ -210,12 +210,23 @@ def scan_part(part: int, cfg: dict[str, Any], output: str, stage: str, dtype: np
 
 def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Stream the part, apply every sub-stage's decisions in order, write full shards (a last, partly
-    filled one goes to the tails) and the kept URLs' hashes."""
+    filled one goes to the tails) and the kept URLs' hashes. With `langid.partition_by_language` each
+    language has its folder (`dedup/lang=xx/`), its shards and its tail."""
     started = time.time()
     storage, fetch, corpus = open_work(cfg, output)
     schema = corpus.schema
-    writer = ShardWriter(storage, f"{DEDUP_DIR}/part-{part:05d}", f"part-{part:05d}", schema,
-                         ShardLimits.from_config(cfg["output"]))
+    limits = ShardLimits.from_config(cfg["output"])
+    by_language = bool(cfg["langid"]["partition_by_language"])
+    writers: dict[str, ShardWriter] = {}
+
+    def writer(language: str) -> ShardWriter:
+        if language not in writers:
+            folder = f"{DEDUP_DIR}/lang={safe_name(language)}" if by_language else DEDUP_DIR
+            writers[language] = ShardWriter(storage, f"{folder}/part-{part:05d}", f"part-{part:05d}", schema, limits)
+        return writers[language]
+
+    if not by_language:
+        writer("")
     kept_urls = []
     with Decisions(storage, cfg, part, list(cfg["dedup"]["stages"])) as decisions:
         docs_in = docs_out = 0
@@ -223,21 +234,39 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             docs_in += len(rows)
             rows, table = decisions.apply(rows, table)
             docs_out += len(rows)
-            writer.add_table(conform(table, schema))
+            table = conform(table, schema)
+            if by_language:
+                languages = table.column("language")
+                for language in sorted(set(languages.to_pylist())):
+                    writer(language).add_table(table.filter(pc.equal(languages, language)))
+            else:
+                writer("").add_table(table)
             kept_urls.append(url_hashes(table.column("url").to_pylist()))
         stats = decisions.stats
-    tail_path = f"{WORK}/tails/p={part:05d}.parquet"
-    shards, tail = writer.close_with_tail(tail_path)
-    if tail is None:
-        storage.delete(tail_path)      # from an earlier attempt
+    shards, tails = [], []
+    for language, shard_writer in sorted(writers.items()):
+        folder = f"lang={safe_name(language)}/" if by_language else ""
+        tail_path = f"{WORK}/tails/{folder}p={part:05d}.parquet"
+        written, tail = shard_writer.close_with_tail(tail_path)
+        shards += written
+        if tail is None:
+            storage.delete(tail_path)      # from an earlier attempt
+        else:
+            tails.append({**tail, "language": language} if by_language else tail)
     urls = f"{URLS}/p={part:05d}.npz"
     save_npz(storage, urls, hashes=np.concatenate(kept_urls) if kept_urls else np.empty(0, np.uint64))
     return timed(started, part=part, docs_in=docs_in, docs_out=docs_out, stages=stats, shards=shards,
-                  tail=tail, url_hashes=urls)
+                  tails=tails, url_hashes=urls)
+
+
+def part_tails(finished: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tails a finished part left (a run resumed from an older version recorded one, as `tail`)."""
+    return list(finished.get("tails") or ([finished["tail"]] if finished.get("tail") else []))
 
 
 def plan_tail_merges(tails: list[dict[str, Any]], limits: ShardLimits) -> list[list[dict[str, Any]]]:
-    """Group the parts' tails (in part order) into bins of about one full shard each."""
+    """Group the parts' tails (in part order; per language when partitioned) into bins of about one full shard
+    each."""
     def size(entry):
         ratios = [entry["bytes"] / limits.max_bytes if limits.max_bytes else 0.0,
                   entry["tokens"] / limits.max_tokens if limits.max_tokens else 0.0,
@@ -247,8 +276,8 @@ def plan_tail_merges(tails: list[dict[str, Any]], limits: ShardLimits) -> list[l
     bins: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     filled = 0.0
-    for tail in sorted(tails, key=lambda t: t["path"]):
-        if current and filled + size(tail) > 1.0:
+    for tail in sorted(tails, key=lambda t: (t.get("language", ""), t["path"])):
+        if current and (filled + size(tail) > 1.0 or tail.get("language") != current[0].get("language")):
             bins.append(current)
             current, filled = [], 0.0
         current.append(tail)
@@ -267,7 +296,9 @@ def merge_tails(index: int, tails: list[dict[str, Any]], cfg: dict[str, Any], ou
         with storage.local_copy(tail["path"]) as path:
             source = pq.ParquetFile(path)
             if writer is None:
-                writer = ShardWriter(storage, f"{DEDUP_DIR}/merged", f"merged-{index:05d}", source.schema_arrow,
+                language = tail.get("language")          # a bin holds the tails of one language
+                folder = f"{DEDUP_DIR}/lang={safe_name(language)}" if language is not None else DEDUP_DIR
+                writer = ShardWriter(storage, f"{folder}/merged", f"merged-{index:05d}", source.schema_arrow,
                                      ShardLimits.from_config(cfg["output"]))
             for group in range(source.num_row_groups):
                 writer.add_table(source.read_row_group(group))

@@ -85,7 +85,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
             extras[stage] = dedup_method(stage).run(run)
         t0 = time.time()
         finished = units.run("finish", ph.finish_part, {k: (p, cfg, uri) for p, k in run.part_keys.items()})
-        bins = ph.plan_tail_merges([f["tail"] for f in finished if f.get("tail")], ShardLimits.from_config(cfg["output"]))
+        bins = ph.plan_tail_merges([t for f in finished for t in ph.part_tails(f)], ShardLimits.from_config(cfg["output"]))
         merged = units.run("merge", ph.merge_tails, {f"b={i:05d}": (i, b, cfg, uri) for i, b in enumerate(bins)})
         log(f"[dedup] output: {sum(f['docs_out'] for f in finished):,} documents, "
             f"{sum(len(f['shards']) for f in finished) + sum(len(m['shards']) for m in merged)} shard(s), "

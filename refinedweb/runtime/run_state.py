@@ -26,7 +26,7 @@ DONE_DIR = f"{META}/done"
 LEGACY_RUN_RECORD = "_run.json"      # refinedweb before 0.2 kept run state beside the shards
 
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
-DEDUP_SECTIONS = ("dedup", "tokens", "output")
+DEDUP_SECTIONS = ("dedup", "tokens", "output", "langid.partition_by_language")   # a section or one key
 # inside those sections, but without effect on the output (how the work is split or kept)
 IGNORED_KEYS = {"dedup.keep_work", "filter.chunk_documents"}
 
@@ -39,7 +39,7 @@ def filter_sections(cfg: dict[str, Any]) -> tuple[str, ...]:
 
 
 def flatten(config: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
-    """`{"langid.threshold": 0.65, …}` for the chosen sections; values made JSON-stable."""
+    """`{"langid.threshold": 0.65, …}` for the chosen sections (or single dotted keys); values made JSON-stable."""
     out: dict[str, Any] = {}
 
     def walk(value: Any, path: str) -> None:
@@ -50,7 +50,10 @@ def flatten(config: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]
             out[path] = json.loads(json.dumps(value, sort_keys=True, default=str))
 
     for section in sections:
-        walk(config.get(section), section)
+        value: Any = config
+        for part in section.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        walk(value, section)
     return {k: v for k, v in out.items() if k not in IGNORED_KEYS}
 
 
