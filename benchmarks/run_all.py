@@ -47,6 +47,7 @@ def main() -> None:
     results["pre_extraction_agreement"] = run([PY, str(HERE / "pre_extraction_agreement.py")])
     results["stop_words_by_language"] = run([PY, str(HERE / "stop_words_by_language.py")])
     results["lid_europe"] = run([PY, str(HERE / "lid_europe.py")])
+    results["line_filter_by_language"] = run([PY, str(HERE / "line_filter_by_language.py")])
     results["fetch_speed"] = run([PY, str(HERE / "fetch_speed.py")])
     results["resume_cost"] = run([PY, str(HERE / "resume_cost.py")])
     results["mix_speed"] = run([PY, str(HERE / "mix_speed.py")])
