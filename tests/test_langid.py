@@ -95,6 +95,12 @@ def test_pre_check_min_score_boundary(paper_config):
     page = f"<html><body><article><p>{text}</p></article></body></html>"
     assert _check(paper_config, ["en"], min_score=english * 0.999)(page) is None
     assert _check(paper_config, ["en"], min_score=min(1.0, english * 1.001))(page).reason == "language"
+    # a language-ID threshold below the minimum lowers it: the check never drops what language ID could keep
+    low = LangIdConfig.from_config({**paper_config["langid"], "languages": ["en"], "threshold": english * 0.999,
+                                    "pre_extraction_min_score": min(1.0, english * 1.001)})
+    from refinedweb.stages.langid import PreExtractionCheck
+
+    assert PreExtractionCheck(LanguageIdentifier(low))(page) is None
 
 
 def test_pre_check_agrees_with_the_full_path(paper_config):

@@ -89,7 +89,8 @@ class PreExtractionCheck:
         from resiliparse.parse.html import HTMLTree
 
         self.identifier = identifier
-        self.min_score = identifier.cfg.pre_extraction_min_score
+        # never above language ID's own threshold: a page must not be dropped here that could pass it there
+        self.min_score = min(identifier.cfg.pre_extraction_min_score, identifier.cfg.threshold)
         self.chars = identifier.cfg.pre_extraction_chars
         self.accepted = frozenset(f"__label__{lang}" for lang in identifier.languages)
         self._parse = HTMLTree.parse
