@@ -312,7 +312,8 @@ def test_partition_by_language_writes_a_folder_per_language_and_finds_the_same(p
     mixed.mkdir()
     for path in sorted(folder.glob("*.parquet")):
         table = pq.read_table(path)
-        assigned = [languages[zlib.crc32(doc_id.encode()) % 3] for doc_id in table.column("id").to_pylist()]
+        assigned = [languages[zlib.crc32(doc_id.encode()) % 3] if zlib.crc32(doc_id.encode()) % 50 else None
+                    for doc_id in table.column("id").to_pylist()]          # ~2% without a language
         if "language" in table.column_names:
             table = table.drop(["language"])
         pq.write_table(table.append_column("language", pa.array(assigned)), mixed / path.name, row_group_size=64)
@@ -323,10 +324,13 @@ def test_partition_by_language_writes_a_folder_per_language_and_finds_the_same(p
         got, _ = dedup_in_process([mixed], out, "langid.partition_by_language=true", *sets)
         assert got == flat
         folders = sorted(p.name for p in (out / "dedup").iterdir() if p.is_dir() and not p.name.startswith("."))
-        assert folders == [f"lang={lang}" for lang in languages]
+        assert folders == [f"lang={lang}" for lang in languages] + ["lang=x"]     # x: no language, as in filtered/
         for lang in languages:
             rows = ds.dataset(str(out / "dedup" / f"lang={lang}"), format="parquet").to_table(columns=["language"])
             assert set(rows.column("language").to_pylist()) == {lang} and rows.num_rows > 0
+        unlabelled = ds.dataset(str(out / "dedup" / "lang=x"), format="parquet").to_table(columns=["language"])
+        assert unlabelled.num_rows == sum(r["language"] is None for r in flat.values()) > 0
         manifest = json.loads((out / "dedup" / ".refinedweb" / "manifest.json").read_text())
-        assert {k: v["rows"] for k, v in manifest["totals"]["languages"].items()} == \
+        counted = manifest["totals"]["languages"]
+        assert {lang: counted[lang]["rows"] for lang in languages} == \
             {lang: sum(r["language"] == lang for r in flat.values()) for lang in languages}

@@ -236,7 +236,9 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             docs_out += len(rows)
             table = conform(table, schema)
             if by_language:
-                languages = table.column("language")
+                # rows without a language (null, or no such column) go where the filter stage puts them
+                languages = (pc.fill_null(table.column("language").cast(pa.string()), "")
+                             if "language" in table.column_names else pa.array([""] * table.num_rows, pa.string()))
                 for language in sorted(set(languages.to_pylist())):
                     writer(language).add_table(table.filter(pc.equal(languages, language)))
             else:
