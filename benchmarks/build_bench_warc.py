@@ -340,6 +340,19 @@ def build(out: Path, pages: int, data: Path, seed: int | None = None) -> dict:
     }
 
 
+def pool_pages(data: Path, read_section: dict) -> list:
+    """Every page of the pool, once each, as the filter stage reads them (refinedweb's `Page`s, in order)."""
+    import tempfile
+
+    from refinedweb.stages.read import Page, ReadConfig, iter_pages
+
+    with tempfile.TemporaryDirectory() as tmp:
+        warc = Path(tmp) / "pool.warc.gz"
+        build(warc, 10**9, data)
+        with open(warc, "rb") as fh:
+            return [p for p in iter_pages(fh, ReadConfig.from_config(read_section)) if isinstance(p, Page)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/data/bench.warc.gz"))

@@ -27,15 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATATROVE_PYTHON = REPO / ".venv-bench-datatrove" / "bin" / "python"
-BLOCKLIST = REPO.parent / "shared" / "data" / "blocklists" / "datatrove_fineweb" / "url_filterblacklistsv0_3_0.tar.gz"
-
-
-def mixed_warc(size: int, seed: int) -> Path:
-    path = HERE / "data" / f"mix-{size}-s{seed}.warc.gz"
-    if not path.exists():
-        subprocess.run([sys.executable, str(HERE / "build_bench_warc.py"), "--out", str(path), "--pages", str(size),
-                        "--seed", str(seed)], check=True, capture_output=True)
-    return path
+sys.path.insert(0, str(HERE))
+from filter_speed import blocklist_override, ensure_bench_warc  # noqa: E402
 
 
 def timed(args: list[str], **kwargs) -> tuple[float, int, str]:
@@ -56,7 +49,7 @@ def timed(args: list[str], **kwargs) -> tuple[float, int, str]:
 def ours(warc: Path) -> dict:
     with tempfile.TemporaryDirectory() as out:
         wall, rss, _ = timed([str(REPO / ".venv" / "bin" / "refinedweb"), "run", "--stage", "filter", "--workers", "1",
-                              "--input", str(warc), "--output", out, "--set", f"url_filter.blocklist=[{BLOCKLIST}]"])
+                              "--input", str(warc), "--output", out, *[a for o in blocklist_override() for a in ("--set", o)]])
         stats = json.loads((Path(out) / "filtered" / ".refinedweb" / "stats.json").read_text())
     return {"tool": "refinedweb", "wall_seconds": round(wall, 2), "records": stats["totals"]["records"],
             "kept": stats["totals"]["kept"], "tokens": stats["totals"]["tokens"],
@@ -87,7 +80,7 @@ def main() -> None:
     rows, summary = [], []
     for size in args.sizes:
         for seed in args.seeds:
-            warc = mixed_warc(size, seed)
+            warc = ensure_bench_warc(HERE / "data" / f"mix-{size}-s{seed}.warc.gz", size, seed)
             runners = [ours, datatrove] if seed % 2 else [datatrove, ours]
             pair = {}
             for runner in runners:

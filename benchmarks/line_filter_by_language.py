@@ -12,14 +12,12 @@ import collections
 import json
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 from refinedweb.config import load_config
 from refinedweb.stages.extract import ExtractConfig, Extractor
 from refinedweb.stages.langid import LangIdConfig, LanguageIdentifier
 from refinedweb.stages.line_filter import LineFilter, LineFilterConfig
-from refinedweb.stages.read import Page, ReadConfig, iter_pages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_bench_warc  # noqa: E402
@@ -34,12 +32,7 @@ def main() -> None:
     lines_cfg = LineFilterConfig.from_config(cfg["line_filter"])
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     changed: dict[str, list[str]] = collections.defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp:
-        warc = Path(tmp) / "pool.warc.gz"
-        build_bench_warc.build(warc, 10**9, build_bench_warc.DEFAULT_DATA)
-        with open(warc, "rb") as fh:
-            pages = [p for p in iter_pages(fh, ReadConfig.from_config(cfg["read"])) if isinstance(p, Page)]
-    for page in pages:
+    for page in build_bench_warc.pool_pages(build_bench_warc.DEFAULT_DATA, cfg["read"]):
         text, drop = extract(page.html)
         language, score = identify.predict(text) if drop is None else ("", 0.0)
         if language not in EUROPE or score < cfg["langid"]["threshold"]:

@@ -16,7 +16,6 @@ import argparse
 import collections
 import json
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from refinedweb.documents import Document
 from refinedweb.runtime.filter_pass import Pipeline
 from refinedweb.stages.blocklist import load_blocklist
 from refinedweb.stages.langid import LangIdConfig, LanguageIdentifier, PreExtractionCheck
-from refinedweb.stages.read import Page, ReadConfig, iter_pages
+from refinedweb.stages.read import Page
 from refinedweb.stats import FileAccount
 
 HERE = Path(__file__).resolve().parent
@@ -67,11 +66,7 @@ def main() -> None:
     base = load_config(overrides=blocklist_override() + ["langid.languages=[]", "filter.stages=[url_filter, extract, "
                                                          "langid, repetition, quality, line_filter, tokens]"])
     source_of = sources_by_record_id(args.data)
-    with tempfile.TemporaryDirectory() as tmp:
-        warc = Path(tmp) / "pool.warc.gz"
-        build_bench_warc.build(warc, 10**9, args.data)
-        with open(warc, "rb") as fh:
-            pages = [p for p in iter_pages(fh, ReadConfig.from_config(base["read"])) if isinstance(p, Page)]
+    pages = build_bench_warc.pool_pages(args.data, base["read"])
     outcomes = full_path(pages, base)
     report: dict = {"pages": len(pages), "by_source": dict(collections.Counter(source_of[p.record_id] for p in pages)),
                     "full_path_kept_any_language": sum(o["verdict"] is None for o in outcomes), "sets": {}}

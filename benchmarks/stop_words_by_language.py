@@ -16,14 +16,12 @@ import collections
 import gzip
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from refinedweb.config import load_config
 from refinedweb.documents import Document
 from refinedweb.runtime.filter_pass import Pipeline
 from refinedweb.stages.quality import QualityConfig, check_quality
-from refinedweb.stages.read import Page, ReadConfig, iter_pages
 from refinedweb.stats import FileAccount
 
 HERE = Path(__file__).resolve().parent
@@ -36,12 +34,7 @@ STAGES = "filter.stages=[extract, langid, repetition, quality, line_filter]"
 
 def pages_through_the_chain(data: Path) -> dict:
     languages = f"langid.languages=[{', '.join(EUROPE)}]"
-    with tempfile.TemporaryDirectory() as tmp:
-        warc = Path(tmp) / "pool.warc.gz"
-        build_bench_warc.build(warc, 10**9, data)
-        base = load_config(overrides=[languages, STAGES])
-        with open(warc, "rb") as fh:
-            pages = [p for p in iter_pages(fh, ReadConfig.from_config(base["read"])) if isinstance(p, Page)]
+    pages = build_bench_warc.pool_pages(data, load_config()["read"])
     table: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for label, overrides in (("with_rule", []), ("without_rule", ["quality.min_stop_words=null"])):
         pipeline = Pipeline.build(load_config(overrides=[languages, STAGES, *overrides]))

@@ -7,7 +7,7 @@ or runs its own `parse`, and reports a bad or missing key in one line naming `se
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from .errors import UserError
@@ -82,9 +82,29 @@ def convert(value: Any, annotation: str, key: str, meta: Mapping[str, Any] | Non
     raise TypeError(f"{key}: no conversion for {annotation}")   # a field needs a `parse` of its own
 
 
+EVERY_LANGUAGE = "*"     # the key of a per-language setting that stands for every language
+
+
+def word_list(value: Any, key: str) -> list[str]:
+    """A config list of words or phrases (not one string); YAML's yes/no booleans are refused with a hint."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise UserError(f"config key '{key}' must be a list of words")
+    if any(isinstance(item, bool) for item in value):
+        raise UserError(f"config key '{key}' has a yes/no value: YAML reads on, off, yes and no as booleans, "
+                        "quote such words ('on')")
+    return [str(item) for item in value]
+
+
 class ByLanguage(dict):
     """A setting given per language (langid's label -> value); hashable like the frozen configs holding it.
     Never changed after it is built."""
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
+
+    @classmethod
+    def parse(cls, value: Any, key: str, parse_one: Callable[[Any, str], Any]) -> "ByLanguage":
+        """A mapping language -> value, each parsed by `parse_one`; anything else is the EVERY_LANGUAGE entry."""
+        if isinstance(value, Mapping):
+            return cls((str(lang), parse_one(one, f"{key}.{lang}")) for lang, one in value.items())
+        return cls({EVERY_LANGUAGE: parse_one(value, key)})

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from ..io.manifest import META
 from ..io.parquet import ShardLimits, ShardWriter, conform
 from ..io.remote import FetchConfig
-from ..io.storage import open_storage, safe_name
+from ..io.storage import language_folder, open_storage
 from .corpus import Corpus, iter_part, load_corpus
 from .shuffle import BucketWriter, bucket_segments, load_arrays, passes_for, save_array, save_npz
 from .urls import url_hashes
@@ -221,7 +221,7 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
 
     def writer(language: str) -> ShardWriter:
         if language not in writers:
-            folder = f"{DEDUP_DIR}/lang={safe_name(language)}" if by_language else DEDUP_DIR
+            folder = f"{DEDUP_DIR}/{language_folder(language)}" if by_language else DEDUP_DIR
             writers[language] = ShardWriter(storage, f"{folder}/part-{part:05d}", f"part-{part:05d}", schema, limits)
         return writers[language]
 
@@ -247,7 +247,7 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
         stats = decisions.stats
     shards, tails = [], []
     for language, shard_writer in sorted(writers.items()):
-        folder = f"lang={safe_name(language)}/" if by_language else ""
+        folder = f"{language_folder(language)}/" if by_language else ""
         tail_path = f"{WORK}/tails/{folder}p={part:05d}.parquet"
         written, tail = shard_writer.close_with_tail(tail_path)
         shards += written
@@ -299,7 +299,7 @@ def merge_tails(index: int, tails: list[dict[str, Any]], cfg: dict[str, Any], ou
             source = pq.ParquetFile(path)
             if writer is None:
                 language = tail.get("language")          # a bin holds the tails of one language
-                folder = f"{DEDUP_DIR}/lang={safe_name(language)}" if language is not None else DEDUP_DIR
+                folder = f"{DEDUP_DIR}/{language_folder(language)}" if language is not None else DEDUP_DIR
                 writer = ShardWriter(storage, f"{folder}/merged", f"merged-{index:05d}", source.schema_arrow,
                                      ShardLimits.from_config(cfg["output"]))
             for group in range(source.num_row_groups):

@@ -27,6 +27,11 @@ def safe_name(part: str, max_len: int = 80) -> str:
     return cleaned[:max_len]
 
 
+def language_folder(language: str) -> str:
+    """The folder of one language's shards (`langid.partition_by_language`): `lang=de`; `lang=x` without one."""
+    return f"lang={safe_name(language)}"
+
+
 class _Storage:
     """What both storages share: local temporary files and JSON."""
 

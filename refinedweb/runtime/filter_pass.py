@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..io.inputs import open_input
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardLimits, ShardWriter
 from ..io.remote import FetchConfig, is_remote, redact, scrub
-from ..io.storage import open_storage, safe_name
+from ..io.storage import language_folder, open_storage, safe_name
 from ..stages.contract import READ, Stage, build_stages
 from ..stages.read import Page, ReadConfig, Skip, iter_pages
 from ..stats import FileAccount
@@ -219,7 +219,7 @@ def _process_chunk(chunk: list, stages: Pipeline, account: FileAccount, source: 
         if drop is None:
             account.kept += 1
             account.tokens += doc.token_count
-            folder = f"{FILTERED_DIR}/lang={safe_name(doc.language)}" if by_language else FILTERED_DIR
+            folder = f"{FILTERED_DIR}/{language_folder(doc.language)}" if by_language else FILTERED_DIR
             row = {"id": doc.id, "url": doc.url, "text": doc.text, "source": source, "date": doc.date,
                    "language": doc.language, "language_score": doc.language_score, "token_count": doc.token_count}
             for name in stages.signals:

@@ -43,12 +43,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import UserError
-from ..settings import ByLanguage, from_section, setting
+from ..settings import EVERY_LANGUAGE, ByLanguage, from_section, setting, word_list
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -90,34 +89,20 @@ def uppercase_fraction(line: str) -> float | None:
     return sum(map(str.isupper, line)) / letters
 
 
-def _leaf(key: str) -> str:
-    return key.rsplit(".", 1)[-1]
-
-
 def _words_list(value: Any, key: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise UserError(f"config key 'line_filter.{key}' must be a list of strings")
-    if any(isinstance(item, bool) for item in value):
-        raise UserError(f"config key 'line_filter.{key}' has a yes/no value: YAML reads on, off, yes and no as "
-                        "booleans, quote such words ('on')")
     out: dict[str, None] = {}
-    for item in value:
-        text = " ".join(str(item).split()).lower()
+    for item in word_list(value, key):
+        text = " ".join(item.split()).lower()
         if text:
             out[text] = None
     return tuple(out)
 
 
-EVERY_LANGUAGE = "*"
-
-
 def _per_language(value: Any, key: str) -> Mapping[str, tuple[str, ...]]:
     """language -> words; a plain list is the "*" entry, which every document gets besides its language's."""
-    if isinstance(value, Mapping):
-        return ByLanguage((str(lang), _words_list(words, f"{key}.{lang}")) for lang, words in value.items())
-    return ByLanguage({EVERY_LANGUAGE: _words_list(value, key)})
+    return ByLanguage.parse(value, key, _words_list)
 
 
 def _pattern_regex(patterns: tuple[str, ...]) -> str:
@@ -214,10 +199,10 @@ class LineFilterConfig:
     short_line_max_words: int = setting(min=0)
     max_removed_words_fraction: float | None = setting(min=0, max=1)
     # per language (langid's label); "*": every document, besides its own language's
-    counter_words: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
-    start_patterns: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
-    end_patterns: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
-    anywhere_patterns: Mapping[str, tuple[str, ...]] = setting(parse=lambda v, key: _per_language(v, _leaf(key)))
+    counter_words: Mapping[str, tuple[str, ...]] = setting(parse=_per_language)
+    start_patterns: Mapping[str, tuple[str, ...]] = setting(parse=_per_language)
+    end_patterns: Mapping[str, tuple[str, ...]] = setting(parse=_per_language)
+    anywhere_patterns: Mapping[str, tuple[str, ...]] = setting(parse=_per_language)
     _rules: dict[str, _Rules] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

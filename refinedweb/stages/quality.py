@@ -43,12 +43,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..errors import UserError
-from ..settings import ByLanguage, from_section, setting
+from ..settings import EVERY_LANGUAGE, ByLanguage, from_section, setting, word_list
 from ..text import code_point_table, code_points
 from .contract import Stage
 
@@ -79,7 +79,6 @@ def _char_classes(text: str) -> np.ndarray:
 
 
 _ROMANIAN_CEDILLA = str.maketrans("şţŞŢ", "șțȘȚ")
-ANY_LANGUAGE = "*"
 
 
 def stop_word_form(word: str) -> str:
@@ -87,21 +86,12 @@ def stop_word_form(word: str) -> str:
 
 
 def _word_set(words: Any, key: str) -> frozenset[str]:
-    if isinstance(words, str) or not isinstance(words, Iterable):
-        raise UserError(f"config key '{key}' must be a list of words")
-    if any(isinstance(word, bool) for word in words):
-        raise UserError(f"config key '{key}' has a yes/no value: YAML reads on, off, yes and no as booleans, "
-                        "quote such words ('on')")
-    return frozenset(stop_word_form(str(word)) for word in words if str(word).strip())
+    return frozenset(stop_word_form(word) for word in word_list(words, key) if word.strip())
 
 
 def _stop_words(value: Any) -> Mapping[str, frozenset[str]]:
     """language -> stop words; one list (the old shape) applies to every language."""
-    if value is None:
-        return ByLanguage()
-    if isinstance(value, Mapping):
-        return ByLanguage((str(lang), _word_set(words, f"quality.stop_words.{lang}")) for lang, words in value.items())
-    return ByLanguage({ANY_LANGUAGE: _word_set(value, "quality.stop_words")})
+    return ByLanguage() if value is None else ByLanguage.parse(value, "quality.stop_words", _word_set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +120,7 @@ class QualityConfig:
     def stop_words_for(self, language: str) -> frozenset[str] | None:
         """The stop words of `language`, or None when it has none (the rule does not apply to it)."""
         words = self.stop_words.get(language)
-        return words if words is not None else self.stop_words.get(ANY_LANGUAGE)
+        return words if words is not None else self.stop_words.get(EVERY_LANGUAGE)
 
 
 class _Words:
