@@ -28,7 +28,7 @@ def gpt2_ranks() -> dict[bytes, int]:
     encoder = Path(next(iter(spec.submodule_search_locations))) / "data" / "encoder.json"
     printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
     byte_of = {chr(b): b for b in printable}
-    byte_of.update({chr(256 + i): b for i, b in enumerate(b for b in range(256) if b not in set(printable))})
+    byte_of.update({chr(256 + i): b for i, b in enumerate(b for b in range(256) if chr(b) not in byte_of)})
     tokens = json.loads(encoder.read_text(encoding="utf-8"))
     return {bytes(byte_of[c] for c in token): rank for token, rank in tokens.items() if token not in _SPECIAL}
 
