@@ -178,16 +178,18 @@ def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png
         return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
     table = ["<table><tr><th>stage</th><th>documents left</th><th>% of pages</th><th>tokens left</th>"
-             "<th>% of extracted</th><th>top drop reasons</th></tr>"]
+             "<th>% of extracted</th><th>errors</th><th>top drop reasons</th></tr>"]
     for r in rows:
         tokens = "" if r["tokens"] is None else f"{'' if r['tokens_exact'] else '≈ '}{r['tokens']:,}"
         pct_docs = "" if r["pct_documents"] is None else f"{r['pct_documents']:.1f}%"
         pct_tokens = "" if r["pct_tokens"] is None else f"{r['pct_tokens']:.1f}%"
         reasons = ", ".join(f"{html.escape(k)} {v:,}" for k, v in list(r["dropped"].items())[:4])
-        if r["errors"]:
-            reasons += f"; errors {sum(r['errors'].values()):,}"
+        # errors (a stage raised) apart from drops (a filter decided), with their exception types
+        errors = sum(r["errors"].values())
+        errors_cell = (f"<span title='{html.escape(', '.join(f'{k} {v:,}' for k, v in r['errors'].items()))}'>"
+                       f"{errors:,}</span>" if errors else "0")
         table.append(f"<tr><td>{html.escape(r['label'])}</td><td>{r['documents']:,}</td><td>{pct_docs}</td>"
-                     f"<td>{tokens}</td><td>{pct_tokens}</td><td>{reasons}</td></tr>")
+                     f"<td>{tokens}</td><td>{pct_tokens}</td><td>{errors_cell}</td><td>{reasons}</td></tr>")
     table.append("</table>")
     t = manifest["totals"]
     median = int(np.median(lengths)) if len(lengths) else 0
@@ -199,6 +201,12 @@ def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png
         accounting = (f"<p>Filter: {ft['files']:,} input files ({ft['files_failed']} failed), {ft['records']:,} records = "
                       f"{ft['kept']:,} kept + {ft['dropped']:,} dropped + {ft['errors']:,} errors "
                       f"({'reconciled' if ft['reconciled'] else 'NOT reconciled'}).</p>")
+        failed = [f for f in filter_stats.get("files", []) if f["status"] != "ok"]
+        if failed:
+            accounting += ("<p>Failed input files (a re-run retries them):</p><ul>"
+                           + "".join(f"<li><code>{html.escape(f['uri'])}</code>: {html.escape(f['error'] or '')}</li>"
+                                     for f in failed[:50])
+                           + (f"<li>and {len(failed) - 50:,} more</li>" if len(failed) > 50 else "") + "</ul>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>refinedweb report</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,td:last-child{text-align:left}"

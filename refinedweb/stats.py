@@ -31,6 +31,7 @@ class FileAccount:
         self.kept = 0
         self.dropped: Counter[str] = Counter()   # "stage:reason" -> n
         self.errors: Counter[str] = Counter()    # "stage:ExceptionType" -> n
+        self.first_error: dict[str, str] = {}    # stage -> "ExceptionType: message" of its first error
         self.notes: Counter[str] = Counter()     # events that are not records (truncated input, ...)
         self.tokens = 0
         self.bytes_in = 0
@@ -60,6 +61,18 @@ class FileAccount:
         st["errors"][name] = st["errors"].get(name, 0) + 1
         st["seconds"] += seconds
         self.errors[f"{stage}:{name}"] += 1
+        if stage not in self.first_error:
+            self.first_error[stage] = f"{name}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+
+    def error_share_exceeded(self, max_fraction: float) -> str | None:
+        """Why the file fails when a stage raised on more than `max_fraction` of the documents that reached it
+        (and on more than one): such a stage is broken, not filtering. None when every stage is within it."""
+        for stage, st in self.stages.items():
+            errors = sum(st["errors"].values())
+            if errors > 1 and errors > max_fraction * st["docs_in"]:
+                return (f"stage {stage} raised on {errors} of {st['docs_in']} documents, above "
+                        f"filter.max_error_fraction={max_fraction:g} (first: {self.first_error.get(stage, '?')})")
+        return None
 
     def to_dict(self, status: str = "ok", error: str | None = None) -> dict[str, Any]:
         accounted = self.kept + sum(self.dropped.values()) + sum(self.errors.values())
@@ -114,6 +127,7 @@ def summarise(files: list[dict[str, Any]], wall_seconds: float, extra: dict[str,
         st["seconds"] = round(st["seconds"], 3)
         st["docs_per_second"] = round(st["docs_in"] / st["seconds"], 1) if st["seconds"] > 0 else None
         st["dropped_total"] = sum(st["dropped"].values())
+        st["errors_total"] = sum(st["errors"].values())
     totals["reconciled"] = all(f["reconciled"] for f in files if f["status"] == "ok")
     totals["wall_seconds"] = round(wall_seconds, 3)
     totals["docs_per_second"] = round(totals["records"] / wall_seconds, 1) if wall_seconds > 0 else None
@@ -130,24 +144,24 @@ def funnel(stages: dict[str, dict]) -> list[dict[str, Any]]:
     rows = [{"stage": "records", "docs": read["docs_in"], "pct_of_pages": None}]
     for name, st in stages.items():
         rows.append({"stage": name, "docs": st["kept"],
-                     "pct_of_pages": round(100.0 * st["kept"] / pages, 2) if pages else 0.0})
+                     "pct_of_pages": round(100.0 * st["kept"] / pages, 2) if pages else 0.0,
+                     "dropped": sum(st["dropped"].values()), "errors": sum(st["errors"].values())})
     return rows
 
 
 def format_funnel(summary: dict[str, Any]) -> str:
-    lines = [f"{'stage':<12} {'docs left':>10} {'% of pages':>10}  top drop reasons"]
+    """The funnel table: documents left per stage; drops (a filter's decision) and errors (a stage raised) apart."""
+    lines = [f"{'stage':<12} {'docs left':>10} {'% of pages':>10} {'errors':>7}  top drop reasons"]
     stages = summary["stages"]
     for row in summary["funnel"]:
         name = row["stage"]
         pct = "" if row["pct_of_pages"] is None else f"{row['pct_of_pages']:.1f}%"
-        reasons = ""
+        reasons, errors = "", ""
         if name in stages:
             top = sorted(stages[name]["dropped"].items(), key=lambda kv: -kv[1])[:3]
             reasons = ", ".join(f"{r} {n}" for r, n in top)
-            errs = sum(stages[name]["errors"].values())
-            if errs:
-                reasons += f"{', ' if reasons else ''}errors {errs}"
-        lines.append(f"{name:<12} {row['docs']:>10} {pct:>10}  {reasons}")
+            errors = str(sum(stages[name]["errors"].values()))
+        lines.append(f"{name:<12} {row['docs']:>10} {pct:>10} {errors:>7}  {reasons}")
     t = summary["totals"]
     lines.append(f"records {t['records']} = kept {t['kept']} + dropped {t['dropped']} + errors {t['errors']}"
                  f"  ({'reconciled' if t['reconciled'] else 'NOT reconciled'}); tokens {t['tokens']:,};"

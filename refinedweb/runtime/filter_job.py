@@ -12,7 +12,7 @@ from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
 from ..stages.contract import check_stages, labels, stage_entries
 from ..stats import STATS, summarise
-from .filter_pass import DROPPED_DIR, FILTERED_DIR, shard_prefix
+from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
 from .run_state import StageState, filter_sections
 
@@ -24,6 +24,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     """Filter every input file into `<output>/filtered/`. Files finished by an earlier run of the same
     config (they have a completion marker) are not redone: their stored results go into the stage's stats."""
     check_stages(cfg)
+    max_error_fraction(cfg)
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)

@@ -34,10 +34,11 @@ class Pipeline:
     file. Documents go through in chunks, stage by stage, so that a stage with a batch entry point (a
     model) sees many documents at once; results and output order are those of one document at a time."""
 
-    def __init__(self, stages: list[Stage], read: ReadConfig, chunk: int):
+    def __init__(self, stages: list[Stage], read: ReadConfig, chunk: int, max_error_fraction: float = 0.01):
         self.stages = stages
         self.read = read
         self.chunk = chunk
+        self.max_error_fraction = max_error_fraction
         self.names = [READ, *(s.name for s in stages)]
         self.signals: dict[str, Any] = {}
         for stage in stages:
@@ -46,13 +47,15 @@ class Pipeline:
 
     @classmethod
     def build(cls, cfg: dict[str, Any], blocklist=None) -> "Pipeline":
-        return cls(build_stages(cfg, blocklist), ReadConfig.from_config(cfg["read"]), int(cfg["filter"]["chunk_documents"]))
+        return cls(build_stages(cfg, blocklist), ReadConfig.from_config(cfg["read"]), int(cfg["filter"]["chunk_documents"]),
+                   max_error_fraction(cfg))
 
     def process(self, docs: list[Document], account: FileAccount) -> list[Drop | None]:
         """Run every stage over `docs`; the Drop that removed each document, or None if it is kept.
 
         An exception inside a stage is counted as an error of that stage (and the document leaves), never
-        propagated: one bad page must not cost the rest of the file. A disabled stage passes every
+        propagated: one bad page must not cost the rest of the file (a stage that raises on more than
+        `filter.max_error_fraction` of the file fails it, `filter_file`). A disabled stage passes every
         document on, so each stage's input is the previous stage's output.
         """
         clock = time.perf_counter
@@ -114,6 +117,17 @@ class Pipeline:
         return survivors
 
 
+class StageErrors(Exception):
+    """A stage raised on too large a share of a file's documents: the file fails."""
+
+
+def max_error_fraction(cfg: dict[str, Any]) -> float:
+    value = cfg["filter"]["max_error_fraction"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise UserError(f"filter.max_error_fraction must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
 def with_signals(schema: pa.Schema, signals: dict[str, Any]) -> pa.Schema:
     """The output schema plus the columns stages declare (`SIGNALS`: name -> Arrow type or its name)."""
     for name, kind in signals.items():
@@ -169,13 +183,16 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline) ->
                     _process_chunk(chunk, stages, account, source, by_language, write_dropped, writer_for)
                     chunk = []
             _process_chunk(chunk, stages, account, source, by_language, write_dropped, writer_for)
+        broken = account.error_share_exceeded(stages.max_error_fraction)
+        if broken:
+            raise StageErrors(broken)
         for writer in writers.values():
             account.shards.extend(writer.close())
     except Exception as exc:
         _note_fetch(account, stream)
         for writer in writers.values():
             writer.abort()
-        status, error = "failed", scrub(f"{type(exc).__name__}: {exc}")
+        status, error = "failed", scrub(str(exc) if isinstance(exc, StageErrors) else f"{type(exc).__name__}: {exc}")
     else:
         _note_fetch(account, stream)
     result = account.to_dict(status, error)
