@@ -137,3 +137,46 @@ def test_stats_command_answers_from_manifests(deduped):
     missing = subprocess.run([sys.executable, "-m", "refinedweb", "stats", str(out / "nope")],
                              capture_output=True, text=True, cwd=REPO, timeout=120)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_committed_files_get_the_umask_mode_not_the_temp_files_0600(tmp_path):
+    import os
+
+    storage = LocalStorage(str(tmp_path))
+    old = os.umask(0o022)
+    try:
+        storage.write_text("a/b.json", "{}")
+        assert (tmp_path / "a" / "b.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o002)
+        storage.write_bytes("c.bin", b"x")
+        assert (tmp_path / "c.bin").stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_output_is_readable_by_the_team(tmp_path):
+    """The CLI under umask 027 (group may read, others not): every file of filter, dropped, dedup, the report
+    and the seen-URL store is 0640 and every folder 0750 — not the 0600 of the temporary files they were."""
+    import os
+    import stat
+
+    from .conftest import SAMPLES
+
+    out, store = tmp_path / "out", tmp_path / "store"
+    run = subprocess.run([sys.executable, "-m", "refinedweb", "run", "--workers", "1", "--config", "configs/demo.yaml",
+                          "--input", str(SAMPLES / "dolma_sample-0001.warc.gz"), "--output", str(out),
+                          "--set", f"dedup.url.seen={store}", "--progress", "off"],
+                         capture_output=True, text=True, timeout=600, cwd=REPO, preexec_fn=lambda: os.umask(0o027))
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = subprocess.run([sys.executable, "-m", "refinedweb", "report", str(out)], capture_output=True, text=True,
+                            timeout=600, cwd=REPO, preexec_fn=lambda: os.umask(0o027))
+    assert report.returncode == 0, report.stderr[-2000:]
+    files = [p for root in (out, store) for p in root.rglob("*") if p.is_file()]
+    folders = [p for root in (out, store) for p in root.rglob("*") if p.is_dir()]
+    kinds = {p.suffix for p in files}
+    assert {".parquet", ".json", ".html", ".png", ".bin", ".npz"} <= kinds
+    assert any("dropped" in p.parts for p in files) and any("dedup" in p.parts for p in files)
+    wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+             if stat.S_IMODE(p.stat().st_mode) != 0o640}
+    assert not wrong
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o750 for p in folders)

@@ -27,6 +27,18 @@ def safe_name(part: str, max_len: int = 80) -> str:
     return cleaned[:max_len]
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (0644 under 022). Temporary files are created 0600;
+    committed files get this, so that a training job running as another user can read them."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:         # Linux: read without changing it
+            mask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 def language_folder(language: str) -> str:
     """The folder of one language's shards (`langid.partition_by_language`): `lang=de`; `lang=x` without one."""
     return f"lang={safe_name(language)}"
@@ -59,6 +71,10 @@ class _Storage:
     def write_json(self, relpath: str, value) -> None:
         self.write_text(relpath, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
 
+    def delete_many(self, relpaths: list[str]) -> None:
+        for relpath in relpaths:
+            self.delete(relpath)
+
 
 class LocalStorage(_Storage):
     def __init__(self, root: str):
@@ -86,6 +102,7 @@ class LocalStorage(_Storage):
     def commit(self, tmp: str, relpath: str) -> None:
         final = self._path(relpath)
         final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, final)
 
     def write_text(self, relpath: str, text: str) -> None:
@@ -249,6 +266,12 @@ class S3Storage(_Storage):
 
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
+
+    def delete_many(self, relpaths: list[str]) -> None:
+        """One DeleteObjects request per 1,000 objects."""
+        keys = [{"Key": self.key(p)} for p in relpaths]
+        for start in range(0, len(keys), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
 
     def list_folders(self, prefix: str) -> list[str]:
         """Relative paths of the "folders" (common prefixes) directly under `prefix`."""

@@ -33,6 +33,7 @@ import numpy as np
 import xxhash
 
 from .. import urls
+from ..io.storage import file_mode
 from ..urls import is_ip, normalise_host, registered_domain, split_url
 from . import blocklist_files
 from .blocklist_files import (
@@ -290,6 +291,7 @@ def _write_cache(key: str | None, blocklist: Blocklist) -> None:
             np.savez(tmp, domains=blocklist.domains, urls=blocklist.urls, has_url_hosts=blocklist.url_hosts is not None,
                      url_hosts=blocklist.url_hosts if blocklist.url_hosts is not None else np.zeros(0, _U64),
                      meta=json.dumps(blocklist.meta))
+        os.chmod(tmp.name, file_mode())
         os.replace(tmp.name, folder / f"{key}.npz")
     except OSError as exc:                          # a read-only home: every run loads the files
         log.info("URL blocklist: not cached in %s: %s", folder, exc)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io.remote import FetchConfig, FetchError, open_remote
+from ..io.storage import file_mode
 
 DEFAULT_UT1_URL = "https://dsi.ut-capitole.fr/blacklists/download/blacklists.tar.gz"
 UT1_FILENAME = "blacklists.tar.gz"
@@ -59,6 +60,7 @@ def fetch_ut1(dest_dir: str | os.PathLike, url: str = DEFAULT_UT1_URL, timeout: 
             except (FetchError, OSError) as exc:
                 raise UserError(f"cannot download the UT1 blocklist from {url}: {exc}") from None
         _verify_archive(tmp, url)
+        os.chmod(tmp, file_mode())               # mkstemp's 0600 would keep a shared copy from its users
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
