@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Incremental job (run it weekly): every CommonCrawl crawl that ROOT has not processed yet, oldest first,
-# through filter -> dedup -> report, into ROOT/<crawl id>/. The URL-dedup store ROOT/_url_seen.npy carries
-# the URLs kept from earlier crawls, so a URL is kept once across dumps (RW §3.3). A crawl whose run
-# crashed has no manifest yet: the next run resumes it.
+# through filter -> dedup -> report, into ROOT/<crawl id>/. The seen-URL store ROOT/_url_seen/ carries
+# the URLs kept from earlier crawls (one contribution per crawl), so a URL is kept once across dumps
+# (RW §3.3). A crawl whose run crashed has no manifest yet: the next run resumes it, and a crawl re-run
+# replaces its own contribution.
 #
 #   pipelines/incremental.sh s3://bucket/refinedweb [--set key=value ...]
 #
@@ -29,6 +30,6 @@ echo "incremental: ${#todo[@]} crawl(s) to process: ${todo[*]:-none}" >&2
 for crawl in "${todo[@]}"; do
     [ -n "$crawl" ] || continue
     ${REFINEDWEB:-refinedweb} run --stage all --input "cc:$crawl" --output "$root/$crawl" \
-        --set "dedup.url.seen=$root/_url_seen.npy" "${run_flags[@]}"
+        --set "dedup.url.seen=$root/_url_seen/" "${run_flags[@]}"
     ${REFINEDWEB:-refinedweb} report "$root/$crawl"
 done

@@ -168,12 +168,17 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def dedup_key(url: str) -> str:
-    """The key two URLs share when URL dedup counts them as one page."""
+    """The key two URLs share when URL dedup counts them as one page. Only the host is lower-cased: a port
+    that does not parse is kept as written and the path and query stay case-sensitive either way."""
+    url = url.strip()
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return url.strip().lower()
+        parts = urlsplit(url)
+    except ValueError:              # an unclosed IPv6 bracket: split by hand
+        return _dedup_key_unparsed(url)
+    try:
+        port: int | str | None = parts.port
+    except ValueError:              # out of range or not a number: part of the key as written
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
     raw = (parts.hostname or "").rstrip(".")
     host = normalise_host(raw) or raw
     if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
@@ -181,3 +186,12 @@ def dedup_key(url: str) -> str:
     path = parts.path.rstrip("/") or ""
     query = f"?{parts.query}" if parts.query else ""
     return f"{host}{path}{query}"
+
+
+_UNPARSED = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?(?://)?(?:[^/?#@]*@)?([^/?#]*)([^?#]*)(\?[^#]*)?")
+
+
+def _dedup_key_unparsed(url: str) -> str:
+    m = _UNPARSED.match(url)
+    netloc, path, query = m.group(1), m.group(2), m.group(3) or ""
+    return f"{netloc.lower()}{path.rstrip('/')}{query if len(query) > 1 else ''}"

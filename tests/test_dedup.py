@@ -204,12 +204,30 @@ def test_jaccard_check_is_the_same_whatever_the_split(planted, tmp_path):
 
 def test_url_store_carries_across_runs(corpus, tmp_path):
     c, folder = corpus
-    store = tmp_path / "seen-urls.npy"
+    store = tmp_path / "seen-urls"
     first, stats1 = dedup_in_process([folder], tmp_path / "run1", f"dedup.url.seen={store}", "dedup.stages=[url]")
-    assert stats1["url_seen_store_size"] == len(first)
+    assert stats1["stages"]["url"]["seen_store"]["contribution_urls"] == len(first)
     second, stats2 = dedup_in_process([folder], tmp_path / "run2", f"dedup.url.seen={store}", "dedup.stages=[url]",
                                       "dedup.parts=3")
     assert second == {} and stats2["stages"]["url"]["seen_in_earlier_runs"] == len(first)
+
+
+def test_rows_without_a_url_or_text_are_not_duplicates_of_each_other(tmp_path):
+    """20 distinct documents whose URL is null or empty, and 5 whose text is empty, through the CLI's
+    default dedup: none removes another (a missing value is not a value); each is counted."""
+    texts = [f"document {i}: " + " ".join(f"w{(i * 7919 + j * 104729) % 100003}" for j in range(80)) for i in range(20)]
+    rows = [{"id": f"n{i}", "url": None if i % 2 else "", "text": t} for i, t in enumerate(texts)]
+    rows += [{"id": f"e{i}", "url": f"https://e.org/{i}", "text": "" if i % 2 else None} for i in range(5)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "no-keys.parquet")
+    result = run_cli("run", "--stage", "dedup", "--workers", "1", "--input", str(tmp_path / "no-keys.parquet"),
+                     "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = ds.dataset(str(tmp_path / "out" / "dedup"), format="parquet").to_table().column("id").to_pylist()
+    assert sorted(kept) == sorted(r["id"] for r in rows)
+    stages = json.loads((tmp_path / "out" / "dedup" / ".refinedweb/stats.json").read_text())["stages"]
+    assert stages["url"]["no_url"] == 20 and stages["minhash"]["no_words"] == 5
+    assert stages["exact_substring"]["too_short"] == 5
+    assert "no_url 20" in result.stdout
 
 
 def test_missing_text_column_is_a_clear_error(tmp_path):

@@ -1,10 +1,10 @@
-"""URL normalisation and the seen-URL store; connected components against a reference."""
+"""URL normalisation; connected components against a reference."""
 
 import numpy as np
 import pytest
 
 from refinedweb.dedup.components import connected_components, duplicates_to_remove
-from refinedweb.dedup.urls import SeenUrls, update_seen_store, url_hash, url_hashes
+from refinedweb.dedup.urls import url_hash
 from refinedweb.urls import dedup_key
 
 
@@ -28,20 +28,19 @@ def test_different_urls_differ(a, b):
     assert url_hash(a) != url_hash(b)
 
 
+@pytest.mark.parametrize("url,key", [
+    ("http://Example.com:99999999/Path/A", "example.com:99999999/Path/A"),    # a port that does not parse
+    ("http://user:pw@Ex.com:abc/Path?Q=1#f", "ex.com:abc/Path?Q=1"),
+    ("http://[::1/Path/X/?Q", "[::1/Path/X?Q"),                                # an unclosed IPv6 bracket
+])
+def test_a_url_that_does_not_parse_keeps_its_case_sensitive_path(url, key):
+    assert dedup_key(url) == key
+    assert dedup_key(url.replace("/Path", "/path")) != key
+
+
 def test_malformed_urls_do_not_crash():
     for url in ("http://[::1", "not a url", "", "http://" + "a" * 4000, "https://münchen.de/ä"):
         assert isinstance(url_hash(url), int)
-
-
-def test_seen_store_round_trip(tmp_path):
-    path = tmp_path / "seen" / "urls.npy"
-    assert len(SeenUrls(str(path))) == 0
-    first = url_hashes(["https://a.org/1", "https://a.org/2"])
-    assert update_seen_store(str(path), [first]) == 2
-    second = url_hashes(["https://a.org/2", "https://a.org/3"])
-    assert update_seen_store(str(path), [second]) == 3
-    seen = SeenUrls(str(path))
-    assert seen.contains(url_hashes(["https://a.org/1", "https://a.org/4", "http://www.a.org/3/"])).tolist() == [True, False, True]
 
 
 def _reference_components(edges):

@@ -127,43 +127,67 @@ def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
 # are read in several passes and components go through large/small-star rounds: a knob that must not change
 # the output, so the uninterrupted run's dedup/ is the expected result here too.
 DEDUP_TINY = ["--set", "dedup.task_memory_mb=0.01"]
+# What the docs say never changes results may change between attempts (raised after an out-of-memory failure)
+DEDUP_OTHER_KNOBS = ["--set", "dedup.task_memory_mb=64", "--set", "dedup.parts=2", "--set", "dedup.minhash.band_groups=2",
+                     "--set", "dedup.exact_substring.max_part_bytes=5000"]
 
 
-def dedup_command(source: Path, out: Path | str) -> list[str]:
+def dedup_command(source: Path, out: Path | str, *extra: str, knobs: list[str] = DEDUP_TINY) -> list[str]:
     return [*CLI, "run", "--stage", "dedup", "--workers", "2", "--input", str(source / "filtered"),
-            "--output", str(out), *SETTINGS, *DEDUP_TINY]
+            "--output", str(out), *SETTINGS, *knobs, *extra]
 
 
-def test_dedup_killed_in_four_phases_one_after_another_then_resumed(uninterrupted, tmp_path):
-    """kill -9 in the MinHash buckets, then (resumed) in a component round, then in the exact-substring
-    buckets, then in the URL scans: each run resumes the previous one's state, the last one finishes."""
+def finished_units(done: Path) -> set[str]:
+    """The units with a marker: one file each, or (a finished phase) in one `phase=…` file."""
+    out = set()
+    for path in done.glob("*.json"):
+        if path.name.startswith("phase="):
+            out |= set(json.loads(path.read_text()))
+        else:
+            out.add(path.name.removesuffix(".json"))
+    return out
+
+
+def test_dedup_killed_in_five_phases_one_after_another_then_resumed(uninterrupted, tmp_path):
+    """kill -9 in the MinHash buckets, then (resumed) in a component round, then, with other values of the knobs
+    that never change results, in the exact-substring buckets, in the URL scans and in the output phase, with
+    the seen-URL store on: each run resumes the previous one's state, the last one finishes. The output is the
+    uninterrupted run's (which had no store: an empty store changes nothing), the store holds this run's URLs."""
     out = tmp_path / "out"
+    store = tmp_path / "store"
     done = out / "dedup" / ".refinedweb/done"
     seen: set[str] = set()
-    phases = ("minhash-bucket-", "cc-r=", "exact-bucket-", "url-scan-")
+    phases = ("minhash-bucket-", "cc-r=", "exact-bucket-", "url-scan-", "finish-")
     for i, phase in enumerate(phases):
         def reached(seen=seen, wanted=phases[i:]) -> bool:   # a new marker of this phase (or a later one)
-            return any(p.name not in seen and p.name.startswith(wanted) for p in done.glob("*.json"))
+            return any(u not in seen and u.startswith(wanted) for u in finished_units(done))
 
-        kill_when(out, reached, command=dedup_command(uninterrupted, out), log=tmp_path / f"{phase}log")
-        markers = {p.name for p in done.glob("*.json")}
-        assert markers > seen and not any(m.startswith("finish-") for m in markers), phase
+        knobs = DEDUP_TINY if i < 2 else DEDUP_OTHER_KNOBS
+        kill_when(out, reached, command=dedup_command(uninterrupted, out, "--set", f"dedup.url.seen={store}",
+                                                      knobs=knobs), log=tmp_path / f"{phase}log")
+        markers = finished_units(done)
+        assert markers > seen and not any(m.startswith("merge-") for m in markers), phase
         assert not (out / "dedup" / ".refinedweb/stats.json").exists()
         seen = markers
 
-    result = subprocess.run(dedup_command(uninterrupted, out), capture_output=True, text=True, timeout=600, cwd=REPO)
+    result = subprocess.run(dedup_command(uninterrupted, out, "--set", f"dedup.url.seen={store}",
+                                          knobs=DEDUP_OTHER_KNOBS), capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "unit(s) of work were already done" in result.stderr
+    assert "resuming with the earlier run's 4 part(s)" in result.stderr
     got = ids(out / "dedup")
     assert max(got.values()) == 1
     assert got == ids(uninterrupted / "dedup")
     assert rows(out / "dedup") == rows(uninterrupted / "dedup")
     stats = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
     assert stats["units_resumed"] >= len(seen) - 1
-    assert "round" in stats["stages"]["minhash"]["components"]
+    assert "round" in stats["stages"]["minhash"]["components"]     # the first attempt's way, kept
     assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / ".refinedweb/stats.json").read_text())["totals"],
                                "wall_seconds": stats["totals"]["wall_seconds"],
                                "docs_per_second": stats["totals"]["docs_per_second"]}
+    record, = [json.loads(p.read_text()) for p in (store / "runs").glob("*.json")]
+    assert record["urls"] == len({r["url"] for r in rows(out / "dedup").values() if r["url"]})
+    assert stats["stages"]["url"]["seen_store"]["contribution_urls"] == record["urls"]
 
 
 def test_finished_run_is_not_redone(uninterrupted, tmp_path):
@@ -286,16 +310,21 @@ def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
         assert stats["files_resumed"] == done_before and stats["totals"]["reconciled"]
         assert not client.list_multipart_uploads(Bucket="rw-resume").get("Uploads")
 
-        kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".json") for k in objects("run/dedup/.refinedweb/done/exact-scan-")),
-                  log=tmp_path / "killed-dedup.log", command=dedup_command(uninterrupted, "s3://rw-resume/run/"))
+        store = ["--set", "dedup.url.seen=s3://rw-resume/seen/"]
+        kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".json") for k in objects("run/dedup/.refinedweb/done/exact-scan-")
+                                                     + objects("run/dedup/.refinedweb/done/phase=exact-scan")),
+                  log=tmp_path / "killed-dedup.log", command=dedup_command(uninterrupted, "s3://rw-resume/run/", *store))
         assert any("_work/dedup/minhash" in k for k in objects("run/_work/"))
-        result = subprocess.run(dedup_command(uninterrupted, "s3://rw-resume/run/"), capture_output=True, text=True,
-                                timeout=600, cwd=REPO)
+        result = subprocess.run(dedup_command(uninterrupted, "s3://rw-resume/run/", *store), capture_output=True,
+                                text=True, timeout=600, cwd=REPO)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "unit(s) of work were already done" in result.stderr
         table = ds.dataset("rw-resume/run/dedup", filesystem=fs, format="parquet", exclude_invalid_files=True).to_table()
         got = {(r["source"], r["id"]): r for r in table.to_pylist()}
         assert table.num_rows == len(got) and got == rows(uninterrupted / "dedup")
+        record, = [json.loads(client.get_object(Bucket="rw-resume", Key=k)["Body"].read()) for k in objects("seen/runs/")
+                   if k.endswith(".json")]
+        assert record["urls"] == len({r["url"] for r in got.values() if r["url"]})
 
 
 def test_a_killed_ray_worker_is_retried(uninterrupted, tmp_path):

@@ -16,14 +16,18 @@ Layout under `<output>/_work/dedup/` (deleted after a successful run unless `ded
   <stage>/removed/p=P/from=X.npy           part-local rows removed (minhash, url)
   exact_substring/bucket-marks/p=P/from=X.npy  part-local (row << 32 | token offset) of marked windows
   exact_substring/marks/p=P.npy            the same, merged into one sorted file per part
+  <stage>/records/segments.bin             where each bucket's records are in the parts' files (`bucket_units`)
+  url/kept/p=P.bin                         the URLs of part P's kept documents by key range (seen-URL store only)
   tails/[lang=L/]p=P.parquet               part P's last, partly filled shard (per language when partitioned; merge_tails)
 Output: `<output>/dedup/[lang=L/]part-PPPPP/part-PPPPP-NNNNN.parquet` and `<output>/dedup/[lang=L/]merged/…`, with every input
-column, listed in `<output>/dedup/.refinedweb/manifest.json`; `<output>/dedup/.refinedweb/urls/p=P.npz`: the kept
-URLs' hashes.
+column, listed in `<output>/dedup/.refinedweb/manifest.json`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -34,18 +38,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..io.manifest import META
 from ..io.parquet import ShardLimits, ShardWriter, conform
 from ..io.remote import FetchConfig
 from ..io.storage import language_folder, open_storage
 from .corpus import Corpus, iter_part, load_corpus
-from .shuffle import BucketWriter, bucket_segments, load_arrays, passes_for, save_array, save_npz
-from .urls import url_hashes
+from .shuffle import (
+    BucketWriter,
+    key_range,
+    load_arrays,
+    pack_array,
+    passes_for,
+    save_array,
+    unpack_array,
+    write_segment_table,
+)
+from .urls import has_url, url_hashes
 
 DEDUP_DIR = "dedup"
 WORK = f"_work/{DEDUP_DIR}"
-URLS = f"{DEDUP_DIR}/{META}/urls"  # kept URL hashes per part (outside _work, which may be deleted at the end)
 CORPUS = f"{WORK}/corpus.json"
+KEPT_URLS = f"{WORK}/url/kept"
+KEPT_URL = np.dtype([("key", "<u8")])
 
 
 
@@ -62,6 +75,41 @@ def stages_before(cfg: dict[str, Any], stage: str) -> list[str]:
 
 def timed(started: float, **values: Any) -> dict[str, Any]:
     return {**values, "seconds": round(time.time() - started, 3)}
+
+
+class PartFiles:
+    """What one bucket task sends to the parts (removed rows, marks), gathered over all its passes in local spool
+    files and written at the end as one sorted file per part, `<folder>/p=P/from=<name>.npy`. The names do not
+    depend on the number of passes, so a redo with another memory budget replaces an interrupted attempt's files."""
+
+    def __init__(self, storage, folder: str, name: str, dtype):
+        self.storage, self.folder, self.name, self.dtype = storage, folder, name, np.dtype(dtype)
+        self.spool = tempfile.mkdtemp(prefix="refinedweb-parts-")
+        self.parts: set[int] = set()
+
+    def add(self, parts: np.ndarray, values: np.ndarray) -> None:
+        """Send `values[i]` to part `parts[i]`."""
+        for p in np.unique(parts).tolist():
+            with open(os.path.join(self.spool, f"{p}.bin"), "ab") as fh:
+                np.ascontiguousarray(values[parts == p], dtype=self.dtype).tofile(fh)
+            self.parts.add(p)
+
+    def close(self) -> None:
+        try:
+            for p in sorted(self.parts):
+                values = np.sort(np.fromfile(os.path.join(self.spool, f"{p}.bin"), dtype=self.dtype))
+                save_array(self.storage, f"{self.folder}/p={p:05d}/from={self.name}.npy", values)
+        finally:
+            shutil.rmtree(self.spool, ignore_errors=True)
+
+    def __enter__(self) -> "PartFiles":
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self.close()
+        else:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def to_parts(storage, corpus: Corpus, folder: str, name: str, ordinals: np.ndarray) -> None:
@@ -85,6 +133,8 @@ class DedupRun:
     budget: int                      # bytes a task may hold
     log: Callable[[str], None]
     storage: Any
+    fetch: FetchConfig
+    seen: dict[str, Any] | None = None   # the seen-URL store this run reads and writes (`seen_store.plan`)
 
     @property
     def parts(self) -> int:
@@ -100,13 +150,22 @@ class DedupRun:
             self.storage.delete_tree(folder)
 
 
-def buckets_of(scans: list[dict[str, Any]], bytes_per_record: int, budget: int) -> list[tuple[int, int, list]]:
-    """(bucket, passes to stay within the task budget, its segments in the parts' record files)."""
-    out = []
-    for b in range(len(scans[0]["records"]) if scans else 0):
-        segments = bucket_segments(scans, b)
-        out.append((b, passes_for(sum(n for _, _, n in segments), bytes_per_record, budget), segments))
-    return out
+def bucket_units(ctx: "DedupRun", stage: str, unit: str, scans: list[dict[str, Any]],
+                 bytes_per_record: int) -> dict[str, tuple[int, int]]:
+    """The bucket units of a shuffle: key -> (bucket, passes to stay within the task budget). Writes the
+    segment table the bucket tasks read their segments from (unless every bucket is done already)."""
+    counts = np.zeros((ctx.parts, ctx.corpus.buckets[stage]), dtype=np.int64)
+    for scan in scans:
+        counts[int(scan["part"])] = unpack_array(scan["records"])
+    units = {f"b={b:05d}": (b, passes_for(int(n), bytes_per_record, ctx.budget))
+             for b, n in enumerate(counts.sum(axis=0).tolist())}
+    if not ctx.units.finished(unit, units):
+        write_segment_table(ctx.storage, f"{WORK}/{stage}/records", counts)
+    return units
+
+
+def records_total(scans: list[dict[str, Any]]) -> int:
+    return int(sum(int(unpack_array(s["records"]).sum()) for s in scans))
 
 
 def bucket_stats(results: list[dict[str, Any]]) -> dict[str, int]:
@@ -190,17 +249,19 @@ def text_chars(table: pa.Table) -> int:
 # ------------------------------------------------------------------------------------------- scans
 
 def scan_part(part: int, cfg: dict[str, Any], output: str, stage: str, dtype: np.dtype, columns: list[str],
-          produce) -> list[int]:
+              produce, route=None) -> str:
     """Stream the part as the earlier sub-stages left it; `produce(batches)` yields record arrays, which go
-    to the stage's buckets. Returns the records per bucket (they locate each bucket in the part's file)."""
+    to the stage's buckets (by `key % buckets`, or `route(keys, buckets)`). Returns the records per bucket,
+    packed (they locate each bucket in the part's file)."""
     storage, fetch, corpus = open_work(cfg, output)
-    writer = BucketWriter(storage, f"{WORK}/{stage}/records", part, corpus.buckets[stage], dtype)
+    buckets = corpus.buckets[stage]
+    writer = BucketWriter(storage, f"{WORK}/{stage}/records", part, buckets, dtype)
     try:
         with Decisions(storage, cfg, part, stages_before(cfg, stage)) as decisions:
             batches = (decisions.apply(rows, table) for rows, table in iter_part(corpus, part, fetch, columns))
             for records in produce(batches):
-                writer.add(records)
-        return writer.close()
+                writer.add(records, None if route is None else route(records["key"], buckets))
+        return pack_array(writer.close())
     except BaseException:
         writer.abort()
         raise
@@ -227,8 +288,11 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
 
     if not by_language:
         writer("")
-    kept_urls = []
-    with Decisions(storage, cfg, part, list(cfg["dedup"]["stages"])) as decisions:
+    ranges = corpus.buckets.get("url_store", 0)        # this run writes to the seen-URL store
+    kept_urls = BucketWriter(storage, KEPT_URLS, part, ranges, KEPT_URL) if ranges else None
+    with ExitStack() as cleanup, Decisions(storage, cfg, part, list(cfg["dedup"]["stages"])) as decisions:
+        if kept_urls is not None:
+            cleanup.callback(kept_urls.abort)          # its spool; close() has copied it when all went well
         docs_in = docs_out = 0
         for rows, table in iter_part(corpus, part, fetch):
             docs_in += len(rows)
@@ -243,8 +307,13 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
                     writer(language).add_table(table.filter(pc.equal(languages, language)))
             else:
                 writer("").add_table(table)
-            kept_urls.append(url_hashes(table.column("url").to_pylist()))
+            if kept_urls is not None:
+                urls = table.column("url").to_pylist()
+                records = np.zeros(int(has_url(urls).sum()), KEPT_URL)
+                records["key"] = url_hashes([u for u, p in zip(urls, has_url(urls)) if p])
+                kept_urls.add(records, key_range(records["key"], ranges))
         stats = decisions.stats
+        extra = {"kept_urls": pack_array(kept_urls.close())} if kept_urls is not None else {}
     shards, tails = [], []
     for language, shard_writer in sorted(writers.items()):
         folder = f"{language_folder(language)}/" if by_language else ""
@@ -255,10 +324,8 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             storage.delete(tail_path)      # from an earlier attempt
         else:
             tails.append({**tail, "language": language} if by_language else tail)
-    urls = f"{URLS}/p={part:05d}.npz"
-    save_npz(storage, urls, hashes=np.concatenate(kept_urls) if kept_urls else np.empty(0, np.uint64))
     return timed(started, part=part, docs_in=docs_in, docs_out=docs_out, stages=stats, shards=shards,
-                  tails=tails, url_hashes=urls)
+                 tails=tails, **extra)
 
 
 def part_tails(finished: dict[str, Any]) -> list[dict[str, Any]]:
@@ -308,6 +375,3 @@ def merge_tails(index: int, tails: list[dict[str, Any]], cfg: dict[str, Any], ou
     return timed(started, bin=index, tails=len(tails), shards=shards)
 
 
-def load_npz(storage, relpath: str) -> dict[str, np.ndarray]:
-    with storage.local_copy(relpath) as path, np.load(path) as data:
-        return {k: data[k] for k in data.files}

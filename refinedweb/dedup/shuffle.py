@@ -9,11 +9,17 @@ task, and the number of files grows with the parts, not with parts x buckets. A 
 task's memory budget is read in several passes, each taking the keys of one slice of the key space
 (`(key >> 32) % passes`), so equal keys still meet: the budget changes the number of passes, never the
 result.
+
+The driver keeps every part's per-bucket counts (1,000 parts x 8,192 buckets at dump scale) as one array and
+writes each bucket's segments (first record, records, per part) as a row of one table under the work folder
+(`segment_table`), so planning is linear and a bucket task reads its row with one ranged read.
 """
 
+import base64
 import os
 import shutil
 import tempfile
+import zlib
 from typing import Any, Iterator
 
 import numpy as np
@@ -28,6 +34,18 @@ def mix64(values: np.ndarray) -> np.ndarray:
 
 def bucket_of(keys: np.ndarray, buckets: int) -> np.ndarray:
     return (np.asarray(keys, dtype=np.uint64) % np.uint64(buckets)).astype(np.int64)
+
+
+def key_range(keys: np.ndarray, ranges: int) -> np.ndarray:
+    """The range of each key when the 64-bit key space is cut into `ranges` contiguous ranges of equal width
+    (by the top 32 bits): unlike `bucket_of`, neighbouring keys share a range, so a sorted file of keys can be
+    read range by range (the seen-URL store)."""
+    return (((np.asarray(keys, dtype=np.uint64) >> np.uint64(32)) * np.uint64(ranges)) >> np.uint64(32)).astype(np.int64)
+
+
+def range_start(index: int, ranges: int) -> int:
+    """The smallest key of range `index` (2**64 for index == ranges)."""
+    return -(-index * (1 << 32) // ranges) << 32
 
 
 def records_file(folder: str, part: int) -> str:
@@ -58,7 +76,7 @@ class BucketWriter:
                 records[bounds[b]:bounds[b + 1]].tofile(fh)
             self.counts[b] += bounds[b + 1] - bounds[b]
 
-    def close(self) -> list[int]:
+    def close(self) -> np.ndarray:
         relpath = records_file(self.folder, self.part)
         tmp = self.storage.temp_path(relpath)
         try:
@@ -72,20 +90,50 @@ class BucketWriter:
             raise
         finally:
             shutil.rmtree(self.spool, ignore_errors=True)
-        return self.counts.tolist()
+        return self.counts
 
     def abort(self) -> None:
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
-def bucket_segments(scans: list[dict[str, Any]], bucket: int) -> list[tuple[int, int, int]]:
-    """(part, first record, records) of the bucket in every part's file, from the scans' per-bucket counts."""
-    out = []
-    for scan in scans:
-        counts = scan["records"]
-        if counts[bucket]:
-            out.append((int(scan["part"]), int(sum(counts[:bucket])), int(counts[bucket])))
-    return out
+def pack_array(values: np.ndarray) -> str:
+    """Unsigned 64-bit values (a scan's records per bucket) compact in a task's JSON result: 8,192 counts as
+    JSON numbers would cost the driver ~300 KB each in Python ints."""
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(values, dtype="<u8").tobytes(), 1)).decode("ascii")
+
+
+def unpack_array(packed: str | list) -> np.ndarray:
+    if isinstance(packed, list):                  # a marker of an earlier version
+        return np.asarray(packed, dtype=np.uint64)
+    return np.frombuffer(zlib.decompress(base64.b64decode(packed)), dtype="<u8")
+
+
+def write_segment_table(storage, folder: str, counts: np.ndarray) -> None:
+    """Write `<folder>/segments.bin` from the scans' records per bucket (`counts`: parts x buckets): for every
+    bucket and part, the bucket's first record and record count in the part's file (int64, bucket-major: a
+    bucket's row is 2 x parts values). Linear in parts x buckets."""
+    firsts = np.cumsum(counts, axis=1) - counts
+    table = np.stack([firsts.T, counts.T], axis=1)            # (buckets, 2, parts)
+    relpath = f"{folder}/segments.bin"
+    tmp = storage.temp_path(relpath)
+    try:
+        with open(tmp, "wb") as fh:
+            table.astype("<i8").tofile(fh)
+        storage.commit(tmp, relpath)
+    except BaseException:
+        storage.discard(tmp)
+        raise
+
+
+def bucket_segments(storage, folder: str, bucket: int, parts: int) -> list[tuple[int, int, int]]:
+    """(part, first record, records) of the bucket in every part's file that has some, from its row of the
+    segment table (one ranged read)."""
+    row = 2 * parts * 8
+    with storage.local_range(f"{folder}/segments.bin", bucket * row, row) as (path, offset):
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            firsts, counts = np.frombuffer(fh.read(row), dtype="<i8").reshape(2, parts)
+    return [(int(p), int(firsts[p]), int(counts[p])) for p in np.flatnonzero(counts)]
 
 
 def passes_for(records: int, bytes_per_record: int, budget_bytes: int) -> int:

@@ -133,8 +133,10 @@ _CLIENTS: dict[tuple, Any] = {}
 
 
 def s3_client(cfg: FetchConfig):
-    """A boto3 S3 client (one per process and settings). Retries are ours, so botocore's are off."""
-    key = (cfg.s3_endpoint_url, cfg.s3_region, cfg.s3_anonymous, cfg.timeout_seconds)
+    """A boto3 S3 client (one per process and settings, the endpoint from the environment included). Retries are
+    ours, so botocore's are off."""
+    key = (cfg.s3_endpoint_url, cfg.s3_region, cfg.s3_anonymous, cfg.timeout_seconds,
+           os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
     if key not in _CLIENTS:
         import boto3
         from botocore import UNSIGNED

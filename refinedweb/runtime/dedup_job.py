@@ -1,5 +1,6 @@
-"""Driver side of `--stage dedup`: schedules the phases of `dedup/phases.py` (scans per part, buckets,
-component rounds, output per part, tail merges) through the run-units helper, then the URL store,
+"""Driver side of `--stage dedup`: plans the work (parts, buckets, the seen-URL store's contributions to read),
+runs each method of `dedup.stages` (`dedup/methods/`), the output per part and the tail merges through the
+run-units helper, then what a method does after the output (URL dedup's contribution to the seen-URL store),
 `.refinedweb/stats.json` and `.refinedweb/manifest.json`."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ import time
 from typing import Any, Callable
 
 from ..dedup import phases as ph
+from ..dedup import seen_store
 from ..dedup.corpus import Corpus, plan_corpus, with_plan
 from ..dedup.methods import PACKAGED, dedup_method
+from ..dedup.methods import url as url_method
 from ..dedup.shuffle import passes_for, task_budget_bytes
-from ..dedup.urls import update_seen_store
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
 from ..io.manifest import write_manifest
@@ -70,7 +72,11 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     plan = state.completed("plan-").get("plan-all")
     if plan is None:            # a resumed run keeps the plan its intermediate data was made with
         plan = plan_work(cfg, corpus, budget, _cpus(runtime, cfg, workers))
+        if plan["buckets"].get("url_store"):
+            plan["seen"] = seen_store.plan(dcfg["url"]["seen"], f"{storage.uri}/{DEDUP_DIR}", fetch)
         write_marker(storage, DEDUP_DIR, "plan-all", plan)
+    else:
+        _log_kept_plan(plan, cfg, corpus, budget, log)
     corpus = with_plan(corpus, plan["parts"], plan["buckets"])
     parts = corpus.parts
     storage.write_text(ph.CORPUS, corpus.to_json())
@@ -80,7 +86,8 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     uri = storage.uri
     with runtime.session(owned) as runtime:
         units = Units(runtime, state, fetch, int(cfg["run"]["max_retries"]))
-        run = ph.DedupRun(units=units, cfg=cfg, uri=uri, corpus=corpus, budget=budget, log=log, storage=storage)
+        run = ph.DedupRun(units=units, cfg=cfg, uri=uri, corpus=corpus, budget=budget, log=log, storage=storage,
+                          fetch=fetch, seen=plan.get("seen"))
         for stage in dcfg["stages"]:
             extras[stage] = dedup_method(stage).run(run)
         t0 = time.time()
@@ -90,18 +97,15 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         log(f"[dedup] output: {sum(f['docs_out'] for f in finished):,} documents, "
             f"{sum(len(f['shards']) for f in finished) + sum(len(m['shards']) for m in merged)} shard(s), "
             f"{time.time() - t0:.1f}s")
+        for stage in dcfg["stages"]:              # e.g. URL dedup's contribution to the seen-URL store
+            after = getattr(dedup_method(stage), "after_output", None)
+            if after is not None:
+                extras[stage].update(after(run, finished))
     if units.resumed:
         log(f"[dedup] resumed: {units.resumed} unit(s) of work were already done by an earlier run")
-    seen_path = dcfg["url"]["seen"]
-    seen_size = None
-    if seen_path and "url" in dcfg["stages"]:
-        # a union: running it again after a crash adds nothing new, so it needs no marker
-        new_hashes = [ph.load_npz(storage, f["url_hashes"])["hashes"] for f in finished if f.get("url_hashes")]
-        seen_size = update_seen_store(seen_path, new_hashes, fetch)
     summary = _summarise(files, corpus.documents, finished, extras, time.time() - started)
     summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": units.resumed,
-                    "output": f"{storage.uri}/{DEDUP_DIR}", "url_seen_store_size": seen_size,
-                    **memory_report(units.results, cfg, "dedup", log)})
+                    "output": f"{storage.uri}/{DEDUP_DIR}", **memory_report(units.results, cfg, "dedup", log)})
     storage.write_json(f"{DEDUP_DIR}/{STATS}", summary)
     entries = [e for r in (*finished, *merged) for e in r.get("shards", [])]
     write_manifest(storage, "dedup", DEDUP_DIR, entries, config_fingerprint=state.fingerprint)
@@ -134,7 +138,17 @@ def plan_work(cfg: dict[str, Any], corpus: Corpus, budget: int, cpus: int) -> di
         method = dedup_method(name)
         wanted = passes_for(method.planned_records(cfg, corpus), method.BUCKET_BYTES, budget)
         buckets[name] = max(method.min_buckets(cfg, parts), min(cap, wanted))
+    buckets["url_store"] = url_method.store_ranges(cfg, corpus, budget)
     return {"parts": parts, "buckets": buckets}
+
+
+def _log_kept_plan(plan: dict[str, Any], cfg: dict[str, Any], corpus: Corpus, budget: int,
+                   log: Callable[[str], None]) -> None:
+    """A resumed run keeps the split its intermediate data was made with; say so when the settings now ask for
+    another (they apply to the next fresh start; the memory budget applies to the units left)."""
+    if cfg["dedup"]["parts"] != "auto" and int(cfg["dedup"]["parts"]) != plan["parts"]:
+        log(f"[dedup] resuming with the earlier run's {plan['parts']} part(s) and its buckets (dedup.parts="
+            f"{cfg['dedup']['parts']} applies to a fresh start); task memory {budget >> 20} MB for the units left")
 
 
 def _cpus(runtime, cfg: dict[str, Any], workers: int | None) -> int:

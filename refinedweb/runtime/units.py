@@ -2,7 +2,8 @@
 
 A unit is one call of a plain phase function. Its task writes the unit's files, then a completion marker
 holding its result (`<folder>/.refinedweb/done/<name>-<key>.json`); a re-run after a crash reads the markers and runs
-only the units without one, so its results are the same as an uninterrupted run's.
+only the units without one, so its results are the same as an uninterrupted run's. Once a phase is complete its
+markers become one file (`StageState.consolidate`), so that a resume reads one file per finished phase.
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ class Units:
                  for key, args in todo.items()]
         fresh = dict(zip(todo, self.runtime.map(_marked, calls, self.retries))) if calls else {}
         self.results.extend(fresh.values())
-        return [fresh[key] if key in fresh else self.done[f"{name}-{key}"] for key in units]
+        results = [fresh[key] if key in fresh else self.done[f"{name}-{key}"] for key in units]
+        if fresh:
+            self.state.consolidate(name, {f"{name}-{key}": r for key, r in zip(units, results)})
+        return results
+
+    def finished(self, name: str, keys) -> bool:
+        """Whether every unit `keys` of phase `name` was finished by an earlier run."""
+        return all(f"{name}-{key}" in self.done for key in keys)
+
+    def started(self, name_prefix: str) -> bool:
+        """Whether an earlier run finished some unit of a phase whose name starts with `name_prefix`."""
+        return any(key.startswith(name_prefix) for key in self.done)
 
 
 def _marked(fn: Callable, output: str, fetch: FetchConfig, folder: str, key: str, args: tuple) -> dict[str, Any]:

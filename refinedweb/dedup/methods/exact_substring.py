@@ -17,8 +17,18 @@ import pyarrow.compute as pc
 
 from ...errors import UserError
 from ..corpus import Corpus
-from ..phases import WORK, DedupRun, bucket_stats, buckets_of, open_work, replace_text, scan_part, timed
-from ..shuffle import passes_for, read_bucket, save_array, task_budget_bytes
+from ..phases import (
+    WORK,
+    DedupRun,
+    PartFiles,
+    bucket_stats,
+    bucket_units,
+    open_work,
+    replace_text,
+    scan_part,
+    timed,
+)
+from ..shuffle import bucket_segments, passes_for, read_bucket, task_budget_bytes
 
 NAME = "exact_substring"
 WINDOW_RECORD = np.dtype([("key", "<u8"), ("row", "<u4"), ("offset", "<u4")])
@@ -103,12 +113,14 @@ def scan_exact(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
 
     started = time.time()
     ecfg = ExactSubstringConfig.from_config(cfg["dedup"]["exact_substring"])
-    tokens = 0
+    tokens = too_short = 0
 
     def records_of(rows: list[int], texts: list[str]) -> np.ndarray:
-        nonlocal tokens
+        nonlocal tokens, too_short
         arrays = tokenize(texts)
         tokens += sum(len(a) for a in arrays)
+        # fewer tokens than a window (null or empty text too): no window, nothing to match or cut
+        too_short += sum(len(a) < ecfg.min_tokens for a in arrays)
         hashes, docs, offsets = window_records(arrays, ecfg.min_tokens)
         if np.any(offsets >= 1 << 32):
             raise UserError("a document has more than 2**32 tokens; exact-substring dedup cannot index it")
@@ -134,10 +146,10 @@ def scan_exact(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             yield records_of(rows, texts)
 
     counts = scan_part(part, cfg, output, "exact_substring", WINDOW_RECORD, ["text"], produce)
-    return timed(started, part=part, tokens=tokens, records=counts)
+    return timed(started, part=part, tokens=tokens, too_short=too_short, records=counts)
 
 
-def exact_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+def exact_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Windows whose hash occurs more than once: every occurrence (remove_all) or all but the earliest
     (keep_first) is marked, and the marks are sent to the parts."""
     started = time.time()
@@ -145,32 +157,38 @@ def exact_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], 
     keep_first = cfg["dedup"]["exact_substring"]["policy"] == "keep_first"
     starts = corpus.part_starts
     windows = repeated = marked = 0
-    for k, (records, ordinals) in enumerate(read_bucket(storage, f"{WORK}/exact_substring/records", segments,
-                                                        WINDOW_RECORD, starts, passes)):
-        windows += len(records)
-        if not len(records):
-            continue
-        order = np.lexsort((records["offset"], ordinals, records["key"]))
-        keys = records["key"][order]
-        dup = np.zeros(len(keys), dtype=bool)
-        same = keys[1:] == keys[:-1]
-        dup[1:] |= same
-        dup[:-1] |= same
-        repeated += int(np.count_nonzero(dup & np.concatenate(([True], ~same))))
-        if keep_first:
-            dup &= np.concatenate(([False], same))     # the earliest of each group stays
-        chosen = order[dup]
-        marked += len(chosen)
-        mark_ordinals = ordinals[chosen]
-        encoded_parts = corpus.part_of(mark_ordinals)
-        encoded = ((mark_ordinals - starts[encoded_parts]).astype(np.uint64) << np.uint64(32)) \
-            | records["offset"][chosen].astype(np.uint64)
-        del records, ordinals, order, keys
-        for p in np.unique(encoded_parts):
-            save_array(storage, f"{WORK}/exact_substring/bucket-marks/p={p:05d}/from=b{bucket:05d}-{k:03d}.npy",
-                       np.sort(encoded[encoded_parts == p]))
+    folder = f"{WORK}/exact_substring/records"
+    with PartFiles(storage, f"{WORK}/exact_substring/bucket-marks", f"b{bucket:05d}", np.uint64) as sink:
+        for records, ordinals in read_bucket(storage, folder, bucket_segments(storage, folder, bucket, corpus.parts),
+                                             WINDOW_RECORD, starts, passes):
+            windows += len(records)
+            if not len(records):
+                continue
+            groups, chosen = _marked(records["key"], records["offset"], ordinals, keep_first)
+            repeated += groups
+            marked += len(chosen)
+            mark_ordinals = ordinals[chosen]
+            encoded_parts = corpus.part_of(mark_ordinals)
+            encoded = ((mark_ordinals - starts[encoded_parts]).astype(np.uint64) << np.uint64(32)) \
+                | records["offset"][chosen].astype(np.uint64)
+            del records, ordinals
+            sink.add(encoded_parts, encoded)
     return timed(started, bucket=bucket, passes=passes, windows=windows, repeated_windows=repeated,
                   marked_windows=marked)
+
+
+def _marked(keys: np.ndarray, offsets: np.ndarray, ordinals: np.ndarray, keep_first: bool) -> tuple[int, np.ndarray]:
+    """(hashes occurring more than once, indices of the windows to mark)."""
+    order = np.lexsort((offsets, ordinals, keys))
+    keys = keys[order]
+    dup = np.zeros(len(keys), dtype=bool)
+    same = keys[1:] == keys[:-1]
+    dup[1:] |= same
+    dup[:-1] |= same
+    groups = int(np.count_nonzero(dup & np.concatenate(([True], ~same))))
+    if keep_first:
+        dup &= np.concatenate(([False], same))     # the earliest of each group stays
+    return groups, order[dup]
 
 
 def merge_marks(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
@@ -216,10 +234,11 @@ def run(ctx: DedupRun) -> dict[str, Any]:
     t0 = time.time()
     units, cfg, uri = ctx.units, ctx.cfg, ctx.uri
     scans = units.run("exact-scan", scan_exact, {k: (p, cfg, uri) for p, k in ctx.part_keys.items()})
-    buckets = units.run("exact-bucket", exact_bucket,
-                        {f"b={b:05d}": (b, n, seg, cfg, uri) for b, n, seg in buckets_of(scans, BUCKET_BYTES, ctx.budget)})
+    planned = bucket_units(ctx, NAME, "exact-bucket", scans, BUCKET_BYTES)
+    buckets = units.run("exact-bucket", exact_bucket, {k: (b, n, cfg, uri) for k, (b, n) in planned.items()})
     out = {key: sum(r[key] for r in buckets) for key in ("windows", "repeated_windows", "marked_windows")}
     out["tokens"] = sum(s["tokens"] for s in scans)
+    out["too_short"] = sum(s.get("too_short", 0) for s in scans)
     out.update(bucket_stats(buckets))
     ctx.spent(f"{WORK}/exact_substring/records")
     units.run("exact-marks", merge_marks, {k: (p, cfg, uri) for p, k in ctx.part_keys.items()})

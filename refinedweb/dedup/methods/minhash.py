@@ -24,14 +24,15 @@ from ..phases import (
     DedupRun,
     RemovedRows,
     bucket_stats,
-    buckets_of,
+    bucket_units,
     open_work,
+    records_total,
     scan_part,
     stages_before,
     timed,
     to_parts,
 )
-from ..shuffle import load_arrays, mix64, read_bucket, save_array, save_npz, task_budget_bytes
+from ..shuffle import bucket_segments, load_arrays, mix64, read_bucket, save_array, save_npz, task_budget_bytes
 
 NAME = "minhash"
 BAND_RECORD = np.dtype([("key", "<u8"), ("row", "<u4")])
@@ -61,15 +62,16 @@ def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
 
     started = time.time()
     hasher = MinHasher(MinHashConfig.from_config(cfg["dedup"]["minhash"]))
-    docs = 0
+    docs = no_words = 0
 
     def produce(batches):
-        nonlocal docs
+        nonlocal docs, no_words
         for rows, table in batches:
             texts = [t or "" for t in table.column("text").to_pylist()]
-            # Documents without words have no shingles: they would all share one signature and "match"
-            # each other, so they take no part in MinHash.
+            # Documents without words (null or empty text too) have no shingles: they would all share one
+            # signature and "match" each other, so they take no part in MinHash (counted as `no_words`).
             with_words = np.fromiter((bool(normalize_words(t)) for t in texts), dtype=bool, count=len(texts))
+            no_words += len(texts) - int(with_words.sum())
             if with_words.any():
                 keys = hasher.band_keys_batch([t for t, w in zip(texts, with_words) if w])
                 records = np.empty(keys.size, dtype=BAND_RECORD)
@@ -79,18 +81,19 @@ def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
                 yield records
 
     counts = scan_part(part, cfg, output, "minhash", BAND_RECORD, ["text"], produce)
-    return timed(started, part=part, docs=docs, records=counts)
+    return timed(started, part=part, docs=docs, no_words=no_words, records=counts)
 
 
-def minhash_bucket(bucket: int, passes: int, segments: list, cfg: dict[str, Any], output: str) -> dict[str, Any]:
+def minhash_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Documents sharing a band key are candidates: star pairs (earliest, other) per key. Without the
     Jaccard check the bucket's pairs are reduced to their components (a star per component) and sent to
     the component rounds; with it, sent to the check's first hop."""
     started = time.time()
     storage, _, corpus = open_work(cfg, output)
+    folder = f"{WORK}/minhash/records"
     edges = []
-    for records, ordinals in read_bucket(storage, f"{WORK}/minhash/records", segments, BAND_RECORD,
-                                         corpus.part_starts, passes):
+    for records, ordinals in read_bucket(storage, folder, bucket_segments(storage, folder, bucket, corpus.parts),
+                                         BAND_RECORD, corpus.part_starts, passes):
         edges.append(_star_pairs(records["key"], ordinals.view(np.uint64)))
         del records, ordinals
     edges = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), np.uint64)
@@ -283,9 +286,10 @@ def run(ctx: DedupRun) -> dict[str, Any]:
     units, cfg, uri, parts, budget, part_keys = ctx.units, ctx.cfg, ctx.uri, ctx.parts, ctx.budget, ctx.part_keys
     mcfg = cfg["dedup"]["minhash"]
     scans = units.run("minhash-scan", scan_minhash, {k: (p, cfg, uri) for p, k in part_keys.items()})
-    buckets = units.run("minhash-bucket", minhash_bucket,
-                        {f"b={b:05d}": (b, n, seg, cfg, uri) for b, n, seg in buckets_of(scans, BUCKET_BYTES, budget)})
-    out: dict[str, Any] = {"band_keys": sum(sum(s["records"]) for s in scans),
+    planned = bucket_units(ctx, NAME, "minhash-bucket", scans, BUCKET_BYTES)
+    buckets = units.run("minhash-bucket", minhash_bucket, {k: (b, n, cfg, uri) for k, (b, n) in planned.items()})
+    out: dict[str, Any] = {"band_keys": records_total(scans),
+                           "no_words": sum(s.get("no_words", 0) for s in scans),
                            "bucket_pairs": sum(b["pairs"] for b in buckets), **bucket_stats(buckets)}
     edges = sum(b["edges"] for b in buckets)
     if mcfg["jaccard_check"]:
@@ -293,7 +297,9 @@ def run(ctx: DedupRun) -> dict[str, Any]:
         checked = units.run("check-b", check_hop_b, {k: (p, cfg, uri) for p, k in part_keys.items()})
         out["candidate_pairs"] = sum(c["candidate_pairs"] for c in checked)
         out["pairs_after_check"] = edges = sum(c["pairs_after_check"] for c in checked)
-    if edges * CC_BYTES_PER_EDGE <= budget:
+    # in one task or in rounds: a resumed run goes on the way its first attempt chose (the budget may differ)
+    in_memory = units.started("cc-memory-") or (not units.started("cc-r=") and edges * CC_BYTES_PER_EDGE <= budget)
+    if in_memory:
         result = units.run("cc-memory", cc_in_memory, {"all": (cfg, uri)})[0]
         out.update(components="in_memory", clusters=result["clusters"], removed=result["removed"])
     else:

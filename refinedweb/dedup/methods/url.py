@@ -1,8 +1,10 @@
 """URL deduplication (RW §3.3): one document per normalised URL, across the input and across runs. Its
 phases and the order they run in.
 
-scan: (normalised URL hash, priority) -> buckets; bucket: all but the first (or the highest-priority)
-document of each URL, and URLs kept by earlier runs (`dedup.url.seen`), are removed.
+scan: (normalised URL hash, priority) -> buckets, each a key range; bucket: all but the first (or the
+highest-priority) document of each URL, and URLs kept by other runs (`dedup.url.seen`: that key range of each
+contribution in the seen-URL store, `dedup/seen_store.py`), are removed. After the output is written, the kept
+documents' URLs become this run's contribution to the store (`store`, one unit per key range, then `commit`).
 """
 
 from __future__ import annotations
@@ -15,24 +17,36 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import UserError
+from .. import seen_store
 from ..corpus import Corpus
 from ..phases import (
     WORK,
     DedupRun,
+    PartFiles,
     RemovedRows,
     bucket_stats,
-    buckets_of,
+    bucket_units,
     open_work,
     scan_part,
     stages_before,
     timed,
-    to_parts,
 )
-from ..shuffle import read_bucket
-from ..urls import SeenUrls, url_hashes
+from ..shuffle import (
+    bucket_segments,
+    key_range,
+    range_start,
+    read_bucket,
+    records_file,
+    task_budget_bytes,
+    unpack_array,
+    write_segment_table,
+)
+from ..urls import has_url, url_hashes
 
 NAME = "url"
 BUCKET_BYTES = 128
+KEPT = f"{WORK}/url/kept"       # finish_part's kept URLs per part, by key range of this run's contribution
+STORE_RANGE_BYTES = 256 << 20   # at most this much of the contribution in one range file (and one task)
 
 
 def planned_records(cfg: dict[str, Any], corpus: Corpus) -> int:
@@ -41,6 +55,15 @@ def planned_records(cfg: dict[str, Any], corpus: Corpus) -> int:
 
 def min_buckets(cfg: dict[str, Any], parts: int) -> int:
     return parts
+
+
+def store_ranges(cfg: dict[str, Any], corpus: Corpus, budget: int) -> int:
+    """Key ranges of this run's contribution to the seen-URL store (0: it writes none): enough that one range
+    of the kept documents' hashes, sorted, fits a task's budget."""
+    if not cfg["dedup"]["url"]["seen"] or NAME not in cfg["dedup"]["stages"]:
+        return 0
+    per_range = max(512, min(STORE_RANGE_BYTES, budget // 4))
+    return max(1, min(8192, -(-corpus.documents * 8 // per_range)))
 
 
 def decision(storage, cfg: dict[str, Any], part: int, stack) -> RemovedRows:
@@ -88,27 +111,32 @@ def priority_keys(column: pa.ChunkedArray, dtype: np.dtype) -> np.ndarray:
 
 
 def scan_url(part: int, priority_type: str | None, cfg: dict[str, Any], output: str) -> dict[str, Any]:
-    """(normalised URL hash, priority) of the part's documents, to buckets by hash."""
+    """(normalised URL hash, priority) of the part's documents that have a URL, to buckets by hash. A document
+    without one (null, empty) has no key: it is counted as `no_url` and kept."""
     started = time.time()
     priority = cfg["dedup"]["url"]["priority"]
     dtype = priority_dtype(_arrow_type(priority_type))
-    docs = 0
+    docs = no_url = 0
 
     def produce(batches):
-        nonlocal docs
+        nonlocal docs, no_url
         for rows, table in batches:
-            records = np.empty(len(rows), dtype=dtype)
-            records["key"] = url_hashes(table.column("url").to_pylist())
-            records["row"] = rows
+            urls = table.column("url").to_pylist()
+            present = has_url(urls)
+            records = np.empty(int(present.sum()), dtype=dtype)
+            records["key"] = url_hashes([u for u, p in zip(urls, present) if p])
+            records["row"] = rows[present]
             if priority:
-                records["priority"] = priority_keys(table.column(priority), dtype)
-            docs += len(rows)
+                records["priority"] = priority_keys(table.column(priority), dtype)[present]
+            docs += len(records)
+            no_url += len(urls) - len(records)
             yield records
 
     # text only where an earlier exact-substring cut may drop a document under min_words
     text = ["text"] if "exact_substring" in stages_before(cfg, "url") else []
-    counts = scan_part(part, cfg, output, "url", dtype, [*text, "url"] + ([priority] if priority else []), produce)
-    return timed(started, part=part, docs=docs, records=counts)
+    counts = scan_part(part, cfg, output, "url", dtype, [*text, "url"] + ([priority] if priority else []), produce,
+                       route=key_range)          # buckets are key ranges: a bucket reads one range of the store
+    return timed(started, part=part, docs=docs, no_url=no_url, records=counts)
 
 
 def _arrow_type(name: str | None) -> pa.DataType | None:
@@ -117,33 +145,62 @@ def _arrow_type(name: str | None) -> pa.DataType | None:
     return pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(name))).field(0).type
 
 
-def url_bucket(bucket: int, passes: int, segments: list, priority_type: str | None, cfg: dict[str, Any],
+def url_bucket(bucket: int, passes: int, seen_slices: list, priority_type: str | None, cfg: dict[str, Any],
                output: str) -> dict[str, Any]:
-    """One document per normalised URL: the highest priority (else the earliest); and none whose URL an
-    earlier run kept (`dedup.url.seen`)."""
+    """One document per normalised URL: the highest priority (else the earliest); and none whose URL another
+    run kept (`seen_slices`: this bucket's key range of each contribution the run reads)."""
     started = time.time()
     storage, fetch, corpus = open_work(cfg, output)
     dtype = priority_dtype(_arrow_type(priority_type))
     starts = corpus.part_starts
-    seen = SeenUrls(cfg["dedup"]["url"]["seen"], fetch)
+    buckets = corpus.buckets[NAME]
+    lo, hi = range_start(bucket, buckets), range_start(bucket + 1, buckets)
+    store = seen_store.open_store(cfg["dedup"]["url"]["seen"], fetch) if seen_slices else None
+    chunk = max(1 << 16, task_budget_bytes(cfg) // 64)
+    folder = f"{WORK}/url/records"
     within = earlier = 0
-    for k, (records, ordinals) in enumerate(read_bucket(storage, f"{WORK}/url/records", segments, dtype, starts,
-                                                        passes)):
-        if not len(records):
-            continue
-        sort_keys = [~ordinals.astype(np.uint64)]
-        if "priority" in dtype.names:
-            sort_keys.append(records["priority"])
-        order = np.lexsort((*sort_keys, records["key"]))
-        keys = records["key"][order]
-        winner = np.ones(len(keys), dtype=bool)       # the last of each URL's run: highest priority, earliest
-        winner[:-1] = keys[1:] != keys[:-1]
-        old = seen.contains(keys) & winner
-        within += int(np.count_nonzero(~winner))
-        earlier += int(np.count_nonzero(old))
-        removed = ordinals[order[~winner | old]]
-        to_parts(storage, corpus, f"{WORK}/url/removed", f"b{bucket:05d}-{k:03d}", removed)
+    with PartFiles(storage, f"{WORK}/url/removed", f"b{bucket:05d}", np.uint32) as sink:
+        for k, (records, ordinals) in enumerate(read_bucket(storage, folder,
+                                                            bucket_segments(storage, folder, bucket, corpus.parts),
+                                                            dtype, starts, passes)):
+            if not len(records):
+                continue
+            sort_keys = [~ordinals.astype(np.uint64)]
+            if "priority" in dtype.names:
+                sort_keys.append(records["priority"])
+            order = np.lexsort((*sort_keys, records["key"]))
+            keys = records["key"][order]
+            winner = np.ones(len(keys), dtype=bool)       # the last of each URL's run: highest priority, earliest
+            winner[:-1] = keys[1:] != keys[:-1]
+            old = np.zeros(len(keys), dtype=bool)
+            if store is not None:
+                in_pass = (lambda h, k=k: (h >> np.uint64(32)) % np.uint64(passes) == np.uint64(k)) if passes > 1 else None
+                old = seen_store.seen_in(store, seen_slices, keys, lo, hi, in_pass, chunk) & winner
+            within += int(np.count_nonzero(~winner))
+            earlier += int(np.count_nonzero(old))
+            removed = ordinals[order[~winner | old]]
+            parts = corpus.part_of(removed)
+            sink.add(parts, (removed - starts[parts]).astype(np.uint32))
     return timed(started, bucket=bucket, passes=passes, duplicates_in_run=within, seen_in_earlier_runs=earlier)
+
+
+def store_range(index: int, seen: dict[str, Any], cfg: dict[str, Any], output: str) -> dict[str, Any]:
+    """One key range of this run's contribution: the kept documents' URL hashes in it, from every part, read
+    into one array (about 3x the range's bytes at the peak, with the sort)."""
+    started = time.time()
+    storage, fetch, corpus = open_work(cfg, output)
+    segments = bucket_segments(storage, KEPT, index, corpus.parts)
+    hashes = np.empty(sum(count for _, _, count in segments), dtype="<u8")
+    at = 0
+    for part, first, count in segments:
+        with storage.local_range(records_file(KEPT, part), first * 8, count * 8) as (path, offset):
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                if fh.readinto(memoryview(hashes[at:at + count]).cast("B")) != count * 8:
+                    raise OSError(f"{records_file(KEPT, part)}: shorter than its segment table says")
+        at += count
+    result = seen_store.write_range(seen_store.open_store(seen["store"], fetch), seen, index, hashes)
+    return timed(started, **result)
 
 
 def run(ctx: DedupRun) -> dict[str, Any]:
@@ -151,12 +208,38 @@ def run(ctx: DedupRun) -> dict[str, Any]:
     units, cfg, uri = ctx.units, ctx.cfg, ctx.uri
     priority_type = _priority_type(cfg, ctx.corpus)
     scans = units.run("url-scan", scan_url, {k: (p, priority_type, cfg, uri) for p, k in ctx.part_keys.items()})
-    buckets = units.run("url-bucket", url_bucket,
-                        {f"b={b:05d}": (b, n, seg, priority_type, cfg, uri)
-                         for b, n, seg in buckets_of(scans, BUCKET_BYTES, ctx.budget)})
+    planned = bucket_units(ctx, NAME, "url-bucket", scans, BUCKET_BYTES)
+    seen = ctx.seen
+    slices: list[list] = [[] for _ in planned]
+    if seen and seen["read"] and not units.finished("url-bucket", planned):
+        slices = seen_store.bucket_slices(seen_store.open_store(seen["store"], ctx.fetch), seen["read"], len(planned))
+    buckets = units.run("url-bucket", url_bucket, {k: (b, n, slices[b], priority_type, cfg, uri)
+                                                   for k, (b, n) in planned.items()})
     out = {key: sum(r[key] for r in buckets) for key in ("duplicates_in_run", "seen_in_earlier_runs")}
+    out["no_url"] = sum(s.get("no_url", 0) for s in scans)
     out.update(bucket_stats(buckets))
     ctx.spent(f"{WORK}/url/records")
     ctx.log(f"[dedup] url: {out['duplicates_in_run']:,} duplicate URL(s), {out['seen_in_earlier_runs']:,} seen in "
-            f"earlier runs, {time.time() - t0:.1f}s")
+            f"earlier runs, {out['no_url']:,} without a URL, {time.time() - t0:.1f}s")
     return out
+
+
+def after_output(ctx: DedupRun, finished: list[dict[str, Any]]) -> dict[str, Any]:
+    """This run's contribution to the seen-URL store: the kept documents' URLs, one unit per key range, then
+    the commit (index, record; the run's older attempts deleted)."""
+    seen = ctx.seen
+    if not seen:
+        return {}
+    ranges = ctx.corpus.buckets["url_store"]
+    keys = {f"r={r:05d}": (r, seen, ctx.cfg, ctx.uri) for r in range(ranges)}
+    if not ctx.units.finished("url-store", keys):
+        counts = np.zeros((ctx.parts, ranges), dtype=np.int64)
+        for result in finished:
+            counts[int(result["part"])] = unpack_array(result["kept_urls"])
+        write_segment_table(ctx.storage, KEPT, counts)
+    written = ctx.units.run("url-store", store_range, keys)
+    record = seen_store.commit(seen_store.open_store(seen["store"], ctx.fetch), seen, written, f"{ctx.uri}/dedup")
+    ctx.log(f"[dedup] seen-URL store {seen['store']}: read {len(seen['read'])} other run(s) "
+            f"({seen['urls_read']:,} URLs); this run's contribution {seen['run']}: {record['urls']:,} URLs")
+    return {"seen_store": {"runs_read": len(seen["read"]), "urls_read": seen["urls_read"], "run": seen["run"],
+                           "contribution_urls": record["urls"]}}
