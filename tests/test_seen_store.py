@@ -258,3 +258,45 @@ def test_every_path_on_s3(tmp_path):
         store = open_storage("s3://rw-seen/seen/")
         assert len(store.list("runs", "*.json")) == 1 and len(store.list_folders(
             f"runs/{seen_store.run_name('s3://rw-seen/out/dedup')}")) == 1
+
+
+def test_overwrite_and_changed_inputs_through_the_cli(tmp_path):
+    """The command as README shows it, with the store on: the same output after --overwrite (it used to read
+    its own URLs back as seen and write 0 documents), and after its inputs changed."""
+    import subprocess
+    import sys
+
+    import pyarrow.dataset as ds
+
+    from .conftest import REPO
+
+    out, store = tmp_path / "out", tmp_path / "store"
+    command = [sys.executable, "-m", "refinedweb", "run", "--input", "refinedweb/resources/samples/", "--output", str(out),
+               "--config", "configs/demo.yaml", "--set", f"dedup.url.seen={store}", "--progress", "off"]
+
+    def run(*extra):
+        result = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert result.returncode == 0, result.stderr[-3000:]
+        table = ds.dataset(str(out / "dedup"), format="parquet").to_table()
+        stats = json.loads((out / "dedup" / ".refinedweb" / "stats.json").read_text())["stages"]["url"]
+        return sorted(zip(table.column("source").to_pylist(), table.column("id").to_pylist())), stats
+
+    first, stats = run()
+    assert len(first) > 50 and stats["seen_in_earlier_runs"] == 0
+    again, stats = run("--overwrite")
+    assert again == first and stats["seen_in_earlier_runs"] == 0
+    assert stats["seen_store"] == {**stats["seen_store"], "runs_read": 0, "contribution_urls": len(first)}
+
+    extra = tmp_path / "extra"                  # the inputs change: the dedup stage starts over
+    write_corpus(extra, 30, files=1)
+    result = subprocess.run([sys.executable, "-m", "refinedweb", "run", "--stage", "dedup", "--input", str(out / "filtered"),
+                             str(extra), "--output", str(out), "--config", "configs/demo.yaml",
+                             "--set", f"dedup.url.seen={store}", "--progress", "off"],
+                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the inputs differ from the earlier run's: starting this stage over" in result.stderr
+    clean, _ = dedup_in_process([out / "filtered", extra], tmp_path / "clean",
+                                "url_filter.blocklist=[package:demo_blocklist.txt]")
+    got = ds.dataset(str(out / "dedup"), format="parquet").to_table().column("id").to_pylist()
+    assert sorted(got) == sorted(clean) and len(got) == len(first) + 30 - 3      # 3 of the 30 repeat a URL
+    assert record_of(store, out)["urls"] == len([r for r in clean.values() if r["url"]])
