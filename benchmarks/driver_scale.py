@@ -6,9 +6,10 @@
 Plan: `bucket_units` (the counts of every part per bucket -> passes per bucket and the segment table the bucket
 tasks read) against the quadratic per-bucket sum it replaced (`before`, timed on a tenth of the parts and
 scaled: it is linear in parts for each of the buckets). Driver RSS: the largest resident set of this process.
-Resume: `StageState.completed()` over markers as a killed dump-scale run leaves them: every finished phase
-consolidated into one file, plus the loose markers of the phase in flight; against one GET per marker
-(`before`). moto answers a GET in ~1-2 ms here; S3 takes 10-30 ms, which the thread pool overlaps.
+Resume: `StageState.completed()` over the markers a killed dump-scale run leaves: every finished phase in one
+file, the phase in flight in files of BATCH markers plus fewer than BATCH loose ones; against one GET per marker
+(`before`). moto answers in ~1 ms here, S3 in 10-30 ms: the reads are timed as they are and with `--latency-ms`
+added to every request (a botocore hook that sleeps, as a network round trip would, without holding the GIL).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from refinedweb.dedup.phases import DedupRun, bucket_units  # noqa: E402
 from refinedweb.dedup.shuffle import pack_array, passes_for  # noqa: E402
 from refinedweb.io.storage import open_storage  # noqa: E402
 from refinedweb.runtime.run_state import DONE_DIR, StageState, marker_path  # noqa: E402
+from refinedweb.runtime.units import BATCH  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -75,51 +77,64 @@ def bench_plan(parts: int, buckets: int) -> dict:
             "driver_rss_mb": round(rss_mb(), 1), "rss_before_plan_mb": round(before_rss, 1)}
 
 
-def bench_resume(markers: int) -> dict:
+def bench_resume(markers: int, latency_ms: float) -> dict:
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
     import boto3
 
     sys.path.insert(0, str(HERE.parent / "tests"))
     from servers import moto_s3
 
-    # a killed run: 1,000 parts x 4 finished part phases, 3 x 4,000 finished bucket phases, the rest in flight
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # a killed run: 1,000 parts x 4 finished part phases, 2 x 4,000 finished bucket phases, one phase in flight
     phases = [(f"{name}-scan", 1000) for name in ("minhash", "exact", "url")] + [("exact-marks", 1000)]
     phases += [(f"{name}-bucket", 4000) for name in ("minhash", "exact")]
-    done_so_far = sum(n for _, n in phases)
-    phases.append(("url-bucket", max(0, markers - done_so_far)))
+    in_flight = max(0, markers - sum(n for _, n in phases))
     result = {"seconds": 1.234, "part": 7, "records": pack_array(np.arange(16, dtype=np.uint64))}
+    out: dict = {"markers": markers, "in_flight": in_flight, "latency_ms_added": latency_ms}
     with moto_s3() as endpoint:
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
         storage = open_storage("s3://bench/out/")
         state = StageState(storage, "dedup", {"dedup": {}}, ("dedup",))
-        t0 = time.perf_counter()
-        from concurrent.futures import ThreadPoolExecutor
-
-        def put(key: str) -> None:
-            storage.write_json(marker_path("dedup", key), result)
-
-        keys = [f"{name}-p={i:05d}" for name, n in phases for i in range(n)]
+        keys = [f"{name}-p={i:05d}" for name, n in phases for i in range(n)] + \
+            [f"url-bucket-b={i:05d}" for i in range(in_flight)]
         with ThreadPoolExecutor(32) as pool:
-            list(pool.map(put, keys))
-        written = time.perf_counter() - t0
-        # before: one listing, then one GET per marker, one after another
-        t0 = time.perf_counter()
-        names = storage.list(f"dedup/{DONE_DIR}", "*.json")
-        loaded = {p: json.loads(storage.read_text(p)) for p in names}
-        before = time.perf_counter() - t0
-        assert len(loaded) == len(keys)
-        # now, nothing consolidated yet (every marker loose, read by 32 threads)
-        t0 = time.perf_counter()
-        assert len(state.completed()) == len(keys)
-        loose = time.perf_counter() - t0
-        # now, as the driver leaves them: each finished phase in one file
-        for name, n in phases[:-1]:
+            list(pool.map(lambda key: storage.write_json(marker_path("dedup", key), result), keys))
+        requests = {"n": 0}
+
+        def slow(**kwargs) -> None:
+            requests["n"] += 1
+            time.sleep(latency_ms / 1000)
+
+        def timed(label: str, fn, with_latency: bool) -> None:
+            requests["n"] = 0
+            if with_latency:
+                storage.client.meta.events.register("before-send.s3", slow)
+            t0 = time.perf_counter()
+            got = fn()
+            out[label] = round(time.perf_counter() - t0, 2)
+            if with_latency:
+                storage.client.meta.events.unregister("before-send.s3", slow)
+                out[label.replace("seconds", "requests")] = requests["n"]
+            assert len(got) == len(keys)
+
+        def before():                            # one listing, then one GET per marker, one after another
+            return {p: json.loads(storage.read_text(p)) for p in storage.list(f"dedup/{DONE_DIR}", "*.json")}
+
+        for with_latency in (False, True):
+            suffix = f"_with_{latency_ms:g}ms" if with_latency else ""
+            timed(f"before_one_get_each_seconds{suffix}", before, with_latency)
+            timed(f"all_loose_32_threads_seconds{suffix}", state.completed, with_latency)
+        for name, n in phases:                   # as the driver leaves them
             state.consolidate(name, {f"{name}-p={i:05d}": result for i in range(n)})
-        t0 = time.perf_counter()
-        assert len(state.completed()) == len(keys)
-        consolidated = time.perf_counter() - t0
-    return {"markers": len(keys), "in_flight_loose": phases[-1][1], "write_seconds": round(written, 1),
-            "before_one_get_each_seconds": round(before, 1), "all_loose_parallel_seconds": round(loose, 1),
-            "consolidated_seconds": round(consolidated, 2)}
+        batches = in_flight // BATCH * BATCH
+        for start in range(0, batches, BATCH):
+            state.consolidate(f"url-bucket-{start}", {f"url-bucket-b={i:05d}": result for i in range(start, start + BATCH)})
+        out["files_after_consolidation"] = len(storage.list(f"dedup/{DONE_DIR}", "*.json"))
+        timed("consolidated_seconds", state.completed, False)
+        timed(f"consolidated_seconds_with_{latency_ms:g}ms", state.completed, True)
+    return out
 
 
 def main() -> None:
@@ -127,8 +142,9 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=1000)
     parser.add_argument("--buckets", type=int, default=8192)
     parser.add_argument("--markers", type=int, default=20000)
+    parser.add_argument("--latency-ms", type=float, default=15.0)
     args = parser.parse_args()
-    out = {"plan": bench_plan(args.parts, args.buckets), "resume_on_moto_s3": bench_resume(args.markers)}
+    out = {"plan": bench_plan(args.parts, args.buckets), "resume_on_moto_s3": bench_resume(args.markers, args.latency_ms)}
     print(json.dumps(out, indent=2))
 
 

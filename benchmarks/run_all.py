@@ -52,6 +52,9 @@ def main() -> None:
     results["resume_cost"] = run([PY, str(HERE / "resume_cost.py")])
     results["mix_speed"] = run([PY, str(HERE / "mix_speed.py")])
     results["dedup_scale"] = run([PY, str(HERE / "dedup_scale.py"), "--docs", "200000", "--parts", "16"])
+    results["driver_scale"] = run([PY, str(HERE / "driver_scale.py")])
+    results["seen_store_scale"] = run([PY, str(HERE / "seen_store_scale.py")])
+    results["hash_collisions"] = run([PY, str(HERE / "hash_collisions.py")])
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])

@@ -7,8 +7,8 @@ URL-dedup bucket tasks of a new run reading it; time and peak memory per task, a
 Write: an earlier run's kept URLs (`--store-urls` random 64-bit hashes in 40 parts, as `finish_part` leaves them:
 one file per part by key range of the contribution) -> `store_range` units (one per key range, each in a fresh
 process, so its peak RSS is its own) -> `seen_store.commit`. Read: a new run of `--run-urls` URLs, half of them
-in the store, in 4 parts, its bucket tasks (`url_bucket`) with the bucket count the plan gives it and with far
-fewer buckets (each bucket then reads a much larger slice of the store, in chunks), each in a fresh process.
+in the store, in 4 parts, its bucket tasks (`url_bucket`) with 4 buckets (the least a 4-part run gets: each
+reads a quarter of the store, in chunks), 256 and 8,192 (the cap; 16 of them timed), each in a fresh process.
 Every seen URL must be found, no other. Memory: ru_maxrss of each task's process, against the task budget
 ((run.worker_memory_mb - 400) / 2) and run.worker_memory_mb.
 """
@@ -112,8 +112,7 @@ def main() -> None:
         run_keys = np.concatenate([known, new])
         rng.shuffle(run_keys)
         report["read"] = []
-        planned = max(4, min(8192, 64 * 4, -(-args.run_urls * url.BUCKET_BYTES // budget)))
-        for buckets in sorted({planned, 4}):
+        for buckets in (4, 256, 8192):             # few, as the run's plan gives; 64 per part; the cap
             out = root / f"new-{buckets}"
             run_parts = 4
             write_work(out, len(run_keys), run_parts, {"url": buckets})

@@ -10,8 +10,13 @@ class SerialRuntime:
     slots = 1
     address = None
 
-    def map(self, fn, arg_list, max_retries=0):
-        return [fn(*args) for args in arg_list]
+    def map(self, fn, arg_list, max_retries=0, on_result=None):
+        results = []
+        for i, args in enumerate(arg_list):
+            results.append(fn(*args))
+            if on_result is not None:
+                on_result(i, results[-1])
+        return results
 
     @contextmanager
     def session(self, owned):

@@ -112,13 +112,14 @@ def write_segment_table(storage, folder: str, counts: np.ndarray) -> None:
     """Write `<folder>/segments.bin` from the scans' records per bucket (`counts`: parts x buckets): for every
     bucket and part, the bucket's first record and record count in the part's file (int64, bucket-major: a
     bucket's row is 2 x parts values). Linear in parts x buckets."""
-    firsts = np.cumsum(counts, axis=1) - counts
-    table = np.stack([firsts.T, counts.T], axis=1)            # (buckets, 2, parts)
+    firsts = np.cumsum(counts, axis=1)
+    firsts -= counts
     relpath = f"{folder}/segments.bin"
     tmp = storage.temp_path(relpath)
     try:
         with open(tmp, "wb") as fh:
-            table.astype("<i8").tofile(fh)
+            for b in range(0, counts.shape[1], 256):               # (buckets, 2, parts), 256 buckets at a time
+                np.stack([firsts[:, b:b + 256].T, counts[:, b:b + 256].T], axis=1).astype("<i8").tofile(fh)
         storage.commit(tmp, relpath)
     except BaseException:
         storage.discard(tmp)

@@ -15,6 +15,7 @@ from ..stats import STATS, summarise
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
 from .run_state import StageState, filter_sections
+from .units import BATCH
 
 
 def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, workers: int | None = None,
@@ -43,11 +44,18 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     results: list[dict[str, Any]] = [{**r, "resumed": True} for r in finished.values()]
     tracker = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log, emit=progress)
 
-    def on_result(result: dict[str, Any]) -> None:
+    batch: dict[str, dict[str, Any]] = {}        # markers of finished files, gathered into one file every BATCH
+
+    def on_result(result: dict[str, Any], uri: str) -> None:
         results.append(result)
         tracker.update(result)
         if result["status"] != "ok":
             log(f"[filter] FAILED {result['uri']}: {result['error']}")
+        else:
+            batch[shard_prefix(uri)] = result
+            if len(batch) >= BATCH:
+                state.consolidate(f"files-{min(batch)}", dict(batch))
+                batch.clear()
 
     owned = runtime is None
     if todo:
@@ -55,6 +63,8 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
             runtime.start()
             log(f"[filter] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
             runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host)
+    if batch:
+        state.consolidate(f"files-{min(batch)}", batch)
     order = {redact(uri): i for i, uri in enumerate(files)}
     results.sort(key=lambda r: order.get(r["uri"], 0))
     summary = summarise(results, time.time() - started,

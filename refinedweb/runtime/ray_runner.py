@@ -214,12 +214,13 @@ class RayRuntime:
             if owned:
                 self.close()
 
-    def map(self, fn: Callable, arg_list: list[tuple], max_retries: int = 3) -> list[Any]:
-        return _run_map(self, fn, arg_list, max_retries)
+    def map(self, fn: Callable, arg_list: list[tuple], max_retries: int = 3,
+            on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        return _run_map(self, fn, arg_list, max_retries, on_result)
 
     def map_files(self, uris: list[str], cfg: dict[str, Any], output: str, blocklist,
-                  on_result: Callable[[dict[str, Any]], None], per_host: int | None = None) -> None:
-        """Run the filter pass over `uris`, results as they finish.
+                  on_result: Callable[[dict[str, Any], str], None], per_host: int | None = None) -> None:
+        """Run the filter pass over `uris`, results (and their input) to `on_result` as they finish.
 
         At most 2 × slots tasks are in flight, and at most `per_host` of them read from the same remote
         host: the driver schedules every task, so this caps the whole cluster, not one worker.
@@ -253,15 +254,17 @@ class RayRuntime:
                     result = {"uri": redact(uri), "status": "failed", "error": _short_error(exc), "records": 0, "kept": 0,
                               "dropped": {}, "errors": {}, "notes": {}, "reconciled": False, "tokens": 0,
                               "bytes_in": 0, "seconds": 0.0, "shards": [], "stages": {}}
-                on_result(result)
+                on_result(result, uri)
 
 
 def _call(fn: Callable, args: tuple) -> Any:
     return _with_peak_rss(fn(*args))
 
 
-def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_retries: int) -> list[Any]:
-    """Run `fn(*args)` for every args as Ray tasks (at most 2 × slots in flight); results in input order.
+def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_retries: int,
+             on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """Run `fn(*args)` for every args as Ray tasks (at most 2 × slots in flight); results in input order, and
+    each to `on_result(index, result)` as it arrives.
     A task that fails for good stops the phase: a UserError from inside it as itself, anything else as
     RerunNeeded (the finished units have their markers, so the same command resumes)."""
     import ray
@@ -279,7 +282,10 @@ def _run_map(runtime: "RayRuntime", fn: Callable, arg_list: list[tuple], max_ret
         try:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                results[pending.pop(ref)] = ray.get(ref)
+                i = pending.pop(ref)
+                results[i] = ray.get(ref)
+                if on_result is not None:
+                    on_result(i, results[i])
         except Exception as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, UserError):          # a user's mistake found inside a task: one line, exit 2

@@ -163,10 +163,16 @@ class StageState:
                 continue   # markers are written atomically; an unreadable one only means the unit is redone
         return done
 
-    def consolidate(self, name: str, results: dict[str, dict[str, Any]]) -> None:
-        """Replace the markers `results` (key -> result) by one file, `done/phase=<name>.json`."""
-        self.storage.write_json(f"{self.folder}/{DONE_DIR}/{CONSOLIDATED}{safe_name(name, 100)}.json", results)
-        self.storage.delete_many([marker_path(self.folder, key) for key in results])
+    def consolidate(self, name: str, results: dict[str, dict[str, Any]], replaces: list[str] = ()) -> None:
+        """Replace the markers `results` (key -> result) by one file, `done/phase=<name>.json`, and the
+        consolidated files whose names start with one of `replaces` (a phase's batches, now in its file)."""
+        grouped = f"{self.folder}/{DONE_DIR}/{CONSOLIDATED}{safe_name(name, 100)}.json"
+        self.storage.write_json(grouped, results)
+        stale = [marker_path(self.folder, key) for key in results]
+        for prefix in replaces:
+            stale += [p for p in self.storage.list(f"{self.folder}/{DONE_DIR}", f"{CONSOLIDATED}{safe_name(prefix, 100)}*.json")
+                      if p != grouped]
+        self.storage.delete_many(stale)
 
 
 def _read_all(storage, relpaths: list[str]) -> list[tuple[str, str | None]]:

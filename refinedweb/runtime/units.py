@@ -2,8 +2,9 @@
 
 A unit is one call of a plain phase function. Its task writes the unit's files, then a completion marker
 holding its result (`<folder>/.refinedweb/done/<name>-<key>.json`); a re-run after a crash reads the markers and runs
-only the units without one, so its results are the same as an uninterrupted run's. Once a phase is complete its
-markers become one file (`StageState.consolidate`), so that a resume reads one file per finished phase.
+only the units without one, so its results are the same as an uninterrupted run's. The driver gathers markers
+into one file every BATCH results and when a phase completes (`StageState.consolidate`), so that a resume reads a
+file per finished phase and per BATCH units, not one per unit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Callable
 from ..io.remote import FetchConfig
 from ..io.storage import open_storage
 from .run_state import StageState, write_marker
+
+BATCH = 500              # markers gathered into one file while a phase runs
 
 
 class Units:
@@ -26,13 +29,22 @@ class Units:
         """Results of every unit (marker key -> args of `fn`), in key order; the finished ones from markers."""
         todo = {key: args for key, args in units.items() if f"{name}-{key}" not in self.done}
         self.resumed += len(units) - len(todo)
-        calls = [(fn, self.state.storage.uri, self.fetch, self.state.folder, f"{name}-{key}", args)
-                 for key, args in todo.items()]
-        fresh = dict(zip(todo, self.runtime.map(_marked, calls, self.retries))) if calls else {}
+        keys = list(todo)
+        calls = [(fn, self.state.storage.uri, self.fetch, self.state.folder, f"{name}-{key}", todo[key]) for key in keys]
+        batch: dict[str, dict[str, Any]] = {}
+
+        def arrived(i: int, result: dict[str, Any]) -> None:     # its marker exists: the task wrote it
+            batch[f"{name}-{keys[i]}"] = result
+            if len(batch) >= BATCH:
+                self.state.consolidate(f"{name}-{min(batch)}", dict(batch))
+                batch.clear()
+
+        fresh = dict(zip(keys, self.runtime.map(_marked, calls, self.retries, on_result=arrived))) if calls else {}
         self.results.extend(fresh.values())
         results = [fresh[key] if key in fresh else self.done[f"{name}-{key}"] for key in units]
-        if fresh:
-            self.state.consolidate(name, {f"{name}-{key}": r for key, r in zip(units, results)})
+        if fresh:    # the whole phase in one file; the batches' files and loose markers go
+            self.state.consolidate(name, {f"{name}-{key}": r for key, r in zip(units, results)},
+                                   replaces=[f"{name}-"])
         return results
 
     def finished(self, name: str, keys) -> bool:
