@@ -213,11 +213,16 @@ def test_url_store_carries_across_runs(corpus, tmp_path):
 
 
 def test_rows_without_a_url_or_text_are_not_duplicates_of_each_other(tmp_path):
-    """20 distinct documents whose URL is null or empty, and 5 whose text is empty, through the CLI's
-    default dedup: none removes another (a missing value is not a value); each is counted."""
+    """20 distinct documents whose URL is null or empty, 5 whose text is empty, and two whose URLs differ only
+    in the case of a path after a port that does not parse, through the CLI's default dedup: none removes
+    another (a missing value is not a value, a path is case-sensitive); each is counted."""
     texts = [f"document {i}: " + " ".join(f"w{(i * 7919 + j * 104729) % 100003}" for j in range(80)) for i in range(20)]
     rows = [{"id": f"n{i}", "url": None if i % 2 else "", "text": t} for i, t in enumerate(texts)]
     rows += [{"id": f"e{i}", "url": f"https://e.org/{i}", "text": "" if i % 2 else None} for i in range(5)]
+    # a port that does not parse: the paths differ in case only, the URLs are two pages
+    rows += [{"id": f"p{i}", "url": f"http://E.org:99999999/{path}",
+              "text": f"page {path}: " + " ".join(f"v{(i * 31 + j * 7919) % 50021}" for j in range(80))}
+             for i, path in enumerate(("Path", "path"))]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "no-keys.parquet")
     result = run_cli("run", "--stage", "dedup", "--workers", "1", "--input", str(tmp_path / "no-keys.parquet"),
                      "--output", str(tmp_path / "out"))
