@@ -255,6 +255,13 @@ def test_every_path_on_s3(tmp_path):
         grown, _ = run([corpus, more])
         grown_clean, _ = dedup_in_process([corpus, more], tmp_path / "grown-clean", *URL_ONLY)
         assert grown == grown_clean
+        root = boto3.client("s3", endpoint_url=endpoint)
+        root.create_bucket(Bucket="rw-seen-root")               # a store at a bucket's root
+        assert seen_store.snapshot(seen_store.open_store("s3://rw-seen-root/"), "x") == []
+        root.put_object(Bucket="rw-seen", Key="old-store.npy", Body=b"x")
+        from refinedweb.errors import UserError
+        with pytest.raises(UserError, match="names a file"):
+            seen_store.open_store("s3://rw-seen/old-store.npy")
         store = open_storage("s3://rw-seen/seen/")
         assert len(store.list("runs", "*.json")) == 1 and len(store.list_folders(
             f"runs/{seen_store.run_name('s3://rw-seen/out/dedup')}")) == 1

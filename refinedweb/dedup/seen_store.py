@@ -53,7 +53,7 @@ def open_store(uri: str, fetch=None):
         raise UserError(f"dedup.url.seen={redact(uri)} names a file: the seen-URL store is a folder now (one "
                         "contribution per run); point dedup.url.seen at a folder, e.g. the same path without .npy")
     storage = open_storage(uri, fetch)
-    if local is None and storage.exists(""):
+    if local is None and storage.prefix and storage.exists(""):        # a store at a bucket's root has no key
         raise UserError(f"dedup.url.seen={redact(uri)} is an object, not a folder: point it at a prefix ending in /")
     return storage
 
