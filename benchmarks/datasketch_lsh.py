@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Reference for the dedup benchmark: datasketch's in-memory MinHash + MinHashLSH on the first N documents of a
-planted corpus, compared with our MinHash dedup (the CLI, ``dedup.stages=[minhash]``) on the same documents.
+planted corpus, compared with our MinHash dedup (the CLI, ``dedup.methods=[minhash]``) on the same documents.
 
     .venv/bin/python benchmarks/datasketch_lsh.py --input /work/bench/pl200k [--docs 20000] [--workers 2]
         [--skip-ours] [--compare-removed LABEL=FILE ...] [--save-removed FILE]
@@ -13,7 +13,7 @@ on dict storage. Documents go in input order: each is queried against the docume
 inserted; every (document, candidate) pair is an edge, and of each connected group the earliest document is
 kept, the rest removed. Timed: reading the texts, shingling+MinHash, LSH query+insert, the components.
 
-Ours: ``refinedweb run --stage dedup --workers W --input <subset> --output <tmp> --set dedup.stages=[minhash]``
+Ours: ``refinedweb run --stage dedup --workers W --input <subset> --output <tmp> --set dedup.methods=[minhash]``
 on the same documents (written, untimed, as 16 Parquet files of consecutive documents), wall time of the
 whole CLI call (embedded Ray start-up included); kept ids read from ``<tmp>/dedup/**/*.parquet``.
 
@@ -85,7 +85,7 @@ def load_texts(folder: Path, limit: int) -> tuple[list[str], list[str]]:
 def run_datasketch(texts: list[str], num_perm: int, bands: int, rows: int, ngram: int) -> tuple[set[int], dict]:
     from datasketch import MinHash, MinHashLSH
 
-    from refinedweb.dedup.minhash import normalize_words
+    from refinedweb.dedup.kernels.minhash import normalize_words
 
     def shingles(text: str):
         words = normalize_words(text)
@@ -121,7 +121,7 @@ def run_ours(folder: Path, workers: int, sets: list[str]) -> tuple[set[str], flo
     with tempfile.TemporaryDirectory(prefix="ours-minhash-") as tmp:
         out = Path(tmp) / "out"
         cmd = [str(ROOT / ".venv" / "bin" / "refinedweb"), "run", "--stage", "dedup", "--workers", str(workers),
-               "--input", str(folder), "--output", str(out), "--set", "dedup.stages=[minhash]",
+               "--input", str(folder), "--output", str(out), "--set", "dedup.methods=[minhash]",
                *[a for s in sets for a in ("--set", s)]]
         with TreeMemory(include_self=False) as mem:  # the CLI and its Ray processes, not this one
             t = time.perf_counter()
@@ -180,7 +180,7 @@ def main() -> None:
         "input": str(corpus), "docs": n,
         "config": {"num_perm": args.num_perm, "bands": args.bands, "rows": args.rows, "ngram": 5,
                    "scheme": "affine32 (datasketch default)", "shingle_hash": "sha1_hash32 (datasketch default)",
-                   "normalization": "refinedweb.dedup.minhash.normalize_words",
+                   "normalization": "refinedweb.dedup.kernels.minhash.normalize_words",
                    "lsh_threshold_approx": round((1 / args.bands) ** (1 / args.rows), 3)},
         "wall_seconds": round(wall, 1),
         "seconds": {"read": round(read_seconds, 1), **{k: round(v, 1) for k, v in info["seconds"].items()}},

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from refinedweb.dedup.corpus import Corpus  # noqa: E402
-from refinedweb.dedup.phases import DedupRun, bucket_units  # noqa: E402
+from refinedweb.dedup.plan import DedupRun, bucket_units  # noqa: E402
 from refinedweb.dedup.shuffle import pack_array, passes_for  # noqa: E402
 from refinedweb.io.storage import open_storage  # noqa: E402
 from refinedweb.runtime.run_state import DONE_DIR, StageState, marker_path  # noqa: E402

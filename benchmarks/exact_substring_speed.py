@@ -112,7 +112,7 @@ def peak_memory(docs: list[str]) -> dict:
     of the concatenated 2-byte token string (counted in, 2 B/token) and of the texts (not counted)."""
     import numpy as np
 
-    from refinedweb.dedup.exact_substring import tokenize
+    from refinedweb.dedup.kernels.windows import tokenize
 
     tokens = tokenize(docs)
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +121,7 @@ def peak_memory(docs: list[str]) -> dict:
         code = (
             "import os, sys, json, numpy as np\n"
             f"sys.path.insert(0, {str(REPO)!r})\n"
-            "from refinedweb.dedup.exact_substring import _concatenate, _find\n"
+            "from refinedweb.dedup.reference.suffix_array import _concatenate, _find\n"
             f"flat = np.load({tmp + '/tokens.npy'!r}); lengths = np.load({tmp + '/lengths.npy'!r})\n"
             "part = _concatenate(np.split(flat, np.cumsum(lengths)[:-1])); del flat\n"
             "status = lambda key: [int(line.split()[1]) * 1024 for line in open('/proc/self/status')\n"
@@ -149,8 +149,9 @@ def main() -> None:
     parser.add_argument("--no-prefilter", action="store_true", help="suffix array of the whole part")
     args = parser.parse_args()
 
-    from refinedweb.dedup import exact_substring as es
-    from refinedweb.dedup.exact_substring import ExactSubstringConfig, _token_byte_lengths, dedup_part
+    from refinedweb.dedup.kernels.windows import ExactSubstringConfig, _token_byte_lengths
+    from refinedweb.dedup.reference import suffix_array as es
+    from refinedweb.dedup.reference.suffix_array import dedup_part
     from refinedweb.stages.tokens import get_encoding
 
     t0 = time.perf_counter()

@@ -26,9 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 SHARED = HERE.parent.parent / "shared" / "data"
 
-from refinedweb.dedup.exact_substring import tokenize, window_records  # noqa: E402
-from refinedweb.dedup.minhash import MinHashConfig, MinHasher  # noqa: E402
-from refinedweb.dedup.urls import url_hash  # noqa: E402
+from refinedweb.dedup.kernels.minhash import MinHashConfig, MinHasher  # noqa: E402
+from refinedweb.dedup.kernels.url_keys import url_hash  # noqa: E402
+from refinedweb.dedup.kernels.windows import tokenize, window_records  # noqa: E402
 
 
 def texts() -> list[str]:

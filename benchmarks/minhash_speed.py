@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 def make_docs(count: int, words: int) -> list[str]:
     """``count`` texts of ``words`` normalised words each (so ``words - 4`` shingles), cut from real articles."""
-    from refinedweb.dedup.minhash import normalize_words
+    from refinedweb.dedup.kernels.minhash import normalize_words
 
     articles = json.loads(GROUND_TRUTH.read_text())
     tokens: list[str] = []
@@ -75,7 +75,7 @@ def timed(fn, batch, repeats: int) -> dict:
 
 
 def worker_ours(args) -> dict:
-    from refinedweb.dedup.minhash import MinHasher, shingle_hashes
+    from refinedweb.dedup.kernels.minhash import MinHasher, shingle_hashes
 
     docs = make_docs(args.docs, args.words)
     hasher = MinHasher()
@@ -90,7 +90,7 @@ def worker_datasketch(args) -> dict:
     import datasketch
     from datasketch import MinHash
 
-    from refinedweb.dedup.minhash import normalize_words
+    from refinedweb.dedup.kernels.minhash import normalize_words
 
     docs = make_docs(args.docs // 3 or 1, args.words)  # datasketch is slower: fewer documents per repeat
     shingles = []
@@ -122,7 +122,7 @@ def worker_datasketch(args) -> dict:
 
 def worker_setup(args) -> dict:
     t0 = time.perf_counter()
-    from refinedweb.dedup.minhash import MinHasher
+    from refinedweb.dedup.kernels.minhash import MinHasher
 
     t1 = time.perf_counter()
     hasher = MinHasher()

@@ -34,7 +34,8 @@ from refinedweb.config import load_config  # noqa: E402
 from refinedweb.dedup import seen_store  # noqa: E402
 from refinedweb.dedup.corpus import Corpus  # noqa: E402
 from refinedweb.dedup.methods import url  # noqa: E402
-from refinedweb.dedup.phases import CORPUS, KEPT_URL, KEPT_URLS, WORK  # noqa: E402
+from refinedweb.dedup.output import KEPT_URL, KEPT_URLS  # noqa: E402
+from refinedweb.dedup.plan import CORPUS, WORK  # noqa: E402
 from refinedweb.dedup.shuffle import BucketWriter, key_range, task_budget_bytes, write_segment_table  # noqa: E402
 from refinedweb.io.storage import open_storage  # noqa: E402
 

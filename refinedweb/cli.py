@@ -153,8 +153,8 @@ def _filtered_inputs(folder: str) -> str:
 
 def format_dedup(summary) -> str:
     t = summary["totals"]
-    lines = [f"{'dedup stage':<16} {'docs in':>9} {'docs out':>9} {'removed':>9} {'chars removed':>14}  notes"]
-    for name, st in summary["stages"].items():
+    lines = [f"{'dedup method':<16} {'docs in':>9} {'docs out':>9} {'removed':>9} {'chars removed':>14}  notes"]
+    for name, st in summary["methods"].items():
         notes = ", ".join(f"{k} {v}" for k, v in st.items()
                           if k not in ("docs_in", "docs_out", "docs_removed", "chars_removed"))
         lines.append(f"{name:<16} {st.get('docs_in', 0):>9} {st.get('docs_out', 0):>9} {st.get('docs_removed', 0):>9}"

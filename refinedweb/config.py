@@ -82,7 +82,12 @@ def _all_keys(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
     return keys
 
 
+RENAMED = {"dedup.stages": "dedup.methods"}
+
+
 def _unknown_key(dotted: str, defaults: dict[str, Any]) -> UserError:
+    if dotted in RENAMED:
+        return UserError(f"config key '{dotted}' is called '{RENAMED[dotted]}' now")
     valid = _all_keys(defaults)
     close = difflib.get_close_matches(dotted, valid, n=3, cutoff=0.5)
     if not close:  # a wrong section with a right leaf: compare leaves
@@ -161,15 +166,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for tree in trees:
         _merge(config, {k: v for k, v in tree.items() if k in defaults}, defaults)
         _merge(stage_sections, {k: v for k, v in tree.items() if k not in defaults}, None)
+    from .dedup.methods import user_sections
     from .stages.contract import stage_modules
 
-    names = {module.NAME for module in stage_modules(config)}      # every entry of filter.stages is a stage
+    # every entry of filter.stages is a stage, and a user's dedup method has its section too
+    names = {module.NAME for module in stage_modules(config)} | set(user_sections(config))
     if stage_sections:
         for key, section in stage_sections.items():
             if key not in names:
                 raise _unknown_key(str(key), defaults)
             if not isinstance(section, dict):
-                raise UserError(f"config key '{key}' is a stage's section; give it a mapping")
+                raise UserError(f"config key '{key}' is a stage's or method's section; give it a mapping")
             config[key] = section
     _normalise(config)
     return config

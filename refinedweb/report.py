@@ -54,7 +54,7 @@ def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any]
                          "tokens_exact": exact, "dropped": dict(sorted(st["dropped"].items(), key=lambda kv: -kv[1])),
                          "errors": st["errors"]})
     if dedup_stats:
-        for name, st in dedup_stats["stages"].items():
+        for name, st in dedup_stats["methods"].items():
             if tokens is not None and per_char is not None:
                 tokens = max(0, round(tokens - st.get("chars_removed", 0) * per_char))
             rows.append({"stage": name, "label": LABELS.get(name, name), "documents": st["docs_out"], "tokens": tokens,

@@ -91,8 +91,8 @@ def test_typed_configs_take_their_defaults_from_the_yaml_only():
     """Stage configs have no defaults in code; the dedup kernels' (also a library API) equal the YAML's."""
     import dataclasses
 
-    from refinedweb.dedup.exact_substring import ExactSubstringConfig
-    from refinedweb.dedup.minhash import MinHashConfig
+    from refinedweb.dedup.kernels.minhash import MinHashConfig
+    from refinedweb.dedup.kernels.windows import ExactSubstringConfig
     from refinedweb.stages.extract import ExtractConfig
     from refinedweb.stages.langid import LangIdConfig
     from refinedweb.stages.line_filter import LineFilterConfig

@@ -13,7 +13,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from refinedweb.dedup.exact_substring import ExactSubstringConfig, dedup_part
+from refinedweb.dedup.kernels.windows import ExactSubstringConfig
+from refinedweb.dedup.reference.suffix_array import dedup_part
 
 from .conftest import REPO, shared
 from .dedup_corpus import make_corpus, make_planted, split_sentences
@@ -71,7 +72,7 @@ def test_near_duplicates_found_and_distinct_documents_untouched(corpus, deduped)
     for doc_id in c.untouched:
         assert doc_id in out and out[doc_id]["text"] == originals[doc_id]["text"], doc_id
         assert out[doc_id]["note"] == originals[doc_id]["note"]        # other columns pass through
-    assert stats["stages"]["minhash"]["clusters"] >= len(high)
+    assert stats["methods"]["minhash"]["clusters"] >= len(high)
 
 
 def test_repeated_passage_removed_from_every_copy(corpus, deduped):
@@ -81,8 +82,8 @@ def test_repeated_passage_removed_from_every_copy(corpus, deduped):
     assert not [doc_id for doc_id in out if probe in out[doc_id]["text"]]     # remove_all (Lee et al.'s tool)
     for doc_id in c.passage_carriers:
         assert doc_id in out                   # the documents stay, only the passage goes
-    assert stats["stages"]["exact_substring"]["duplicate_spans"] >= 4
-    assert stats["stages"]["exact_substring"]["chars_removed"] >= 4 * len(c.passage) * 0.9
+    assert stats["methods"]["exact_substring"]["duplicate_spans"] >= 4
+    assert stats["methods"]["exact_substring"]["chars_removed"] >= 4 * len(c.passage) * 0.9
 
 
 def test_url_duplicates_keep_the_first(corpus, deduped):
@@ -90,7 +91,7 @@ def test_url_duplicates_keep_the_first(corpus, deduped):
     out, stats, _ = deduped
     for group in c.url_groups:
         assert group[0] in out and all(g not in out for g in group[1:])
-    assert stats["stages"]["url"]["duplicates_in_run"] == sum(len(g) - 1 for g in c.url_groups)
+    assert stats["methods"]["url"]["duplicates_in_run"] == sum(len(g) - 1 for g in c.url_groups)
 
 
 def test_stats_reconcile_and_ray_equals_in_process(corpus, deduped, tmp_path):
@@ -98,7 +99,7 @@ def test_stats_reconcile_and_ray_equals_in_process(corpus, deduped, tmp_path):
     out, stats, result = deduped
     t = stats["totals"]
     assert t["docs_in"] == len(c.rows) and t["docs_out"] == len(out)
-    chain = [stats["stages"][s] for s in ("minhash", "exact_substring", "url")]
+    chain = [stats["methods"][s] for s in ("minhash", "exact_substring", "url")]
     assert chain[0]["docs_in"] == len(c.rows) and chain[-1]["docs_out"] == len(out)
     for before, after in zip(chain, chain[1:]):
         assert after["docs_in"] == before["docs_out"]
@@ -126,7 +127,7 @@ def planted(sentences, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(planted, tmp_path_factory):
-    """One part, one bucket per sub-stage, one pass, components in one union-find, texts hashed at once."""
+    """One part, one bucket per method, one pass, components in one union-find, texts hashed at once."""
     _, folder = planted
     return dedup_in_process([folder], tmp_path_factory.mktemp("ref"), "dedup.exact_substring.max_part_bytes=1000000000")
 
@@ -147,10 +148,10 @@ def test_work_split_never_changes_the_result(planted, reference, sets, tmp_path)
     assert got == expected                                    # same documents, same text, same columns
     for stage in ("minhash", "exact_substring", "url"):
         for key in ("docs_in", "docs_out", "chars_removed"):
-            assert stats["stages"][stage][key] == expected_stats["stages"][stage][key], (stage, key)
+            assert stats["methods"][stage][key] == expected_stats["methods"][stage][key], (stage, key)
     if "dedup.task_memory_mb=0.01" in sets:
-        assert "round" in stats["stages"]["minhash"]["components"]
-        assert all(stats["stages"][s]["max_passes"] > 1 for s in ("minhash", "exact_substring"))
+        assert "round" in stats["methods"]["minhash"]["components"]
+        assert all(stats["methods"][s]["max_passes"] > 1 for s in ("minhash", "exact_substring"))
 
 
 def test_planted_duplicates_are_found_across_the_whole_corpus(planted, reference):
@@ -174,7 +175,7 @@ def test_exact_substrings_equal_one_suffix_array_over_all_text(planted, tmp_path
     """Window hashes shuffled over 16 parts in 300 kB chunks find exactly what one suffix array over the
     whole concatenated corpus finds (Lee et al.'s rule, both policies)."""
     c, folder = planted
-    got, _ = dedup_in_process([folder], tmp_path, "dedup.stages=[exact_substring]", "dedup.parts=16",
+    got, _ = dedup_in_process([folder], tmp_path, "dedup.methods=[exact_substring]", "dedup.parts=16",
                               f"dedup.exact_substring.policy={policy}", "dedup.exact_substring.max_part_bytes=300000")
     result = dedup_part([r["text"] for r in c.rows], ExactSubstringConfig(policy=policy))
     expected = {r["id"]: t for r, t in zip(c.rows, result.texts) if t is not None}
@@ -184,18 +185,18 @@ def test_exact_substrings_equal_one_suffix_array_over_all_text(planted, tmp_path
 
 def test_jaccard_check_is_the_same_whatever_the_split(planted, tmp_path):
     c, folder = planted
-    check = ["dedup.stages=[minhash]", "dedup.minhash.jaccard_check=true", "dedup.minhash.jaccard_threshold=0.9"]
+    check = ["dedup.methods=[minhash]", "dedup.minhash.jaccard_check=true", "dedup.minhash.jaccard_threshold=0.9"]
     one, s1 = dedup_in_process([folder], tmp_path / "one", *check)
     many, s2 = dedup_in_process([folder], tmp_path / "many", *check, "dedup.parts=6", "dedup.task_memory_mb=0.01")
     assert one == many
-    m1, m2 = s1["stages"]["minhash"], s2["stages"]["minhash"]
+    m1, m2 = s1["methods"]["minhash"], s2["methods"]["minhash"]
     assert m1["candidate_pairs"] == m2["candidate_pairs"] and m1["pairs_after_check"] == m2["pairs_after_check"]
     assert m1["pairs_after_check"] < m1["candidate_pairs"]
     above = {b for a, b, j in c.near_pairs if j >= 0.9}
     between = {b for a, b, j in c.near_pairs if 0.5 <= j < 0.88}
     assert above and not above & set(one)                 # verified pairs still removed
     assert between and between <= set(one)                # pairs below the checked threshold are kept
-    plain, _ = dedup_in_process([folder], tmp_path / "plain", "dedup.stages=[minhash]")
+    plain, _ = dedup_in_process([folder], tmp_path / "plain", "dedup.methods=[minhash]")
     caught = {b for a, b, j in c.near_pairs if 0.85 <= j < 0.88}
     assert not caught & set(plain)                        # ...which plain LSH removes
 
@@ -205,11 +206,11 @@ def test_jaccard_check_is_the_same_whatever_the_split(planted, tmp_path):
 def test_url_store_carries_across_runs(corpus, tmp_path):
     c, folder = corpus
     store = tmp_path / "seen-urls"
-    first, stats1 = dedup_in_process([folder], tmp_path / "run1", f"dedup.url.seen={store}", "dedup.stages=[url]")
-    assert stats1["stages"]["url"]["seen_store"]["contribution_urls"] == len(first)
-    second, stats2 = dedup_in_process([folder], tmp_path / "run2", f"dedup.url.seen={store}", "dedup.stages=[url]",
+    first, stats1 = dedup_in_process([folder], tmp_path / "run1", f"dedup.url.seen={store}", "dedup.methods=[url]")
+    assert stats1["methods"]["url"]["seen_store"]["contribution_urls"] == len(first)
+    second, stats2 = dedup_in_process([folder], tmp_path / "run2", f"dedup.url.seen={store}", "dedup.methods=[url]",
                                       "dedup.parts=3")
-    assert second == {} and stats2["stages"]["url"]["seen_in_earlier_runs"] == len(first)
+    assert second == {} and stats2["methods"]["url"]["seen_in_earlier_runs"] == len(first)
 
 
 def test_rows_without_a_url_or_text_are_not_duplicates_of_each_other(tmp_path):
@@ -229,7 +230,7 @@ def test_rows_without_a_url_or_text_are_not_duplicates_of_each_other(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     kept = ds.dataset(str(tmp_path / "out" / "dedup"), format="parquet").to_table().column("id").to_pylist()
     assert sorted(kept) == sorted(r["id"] for r in rows)
-    stages = json.loads((tmp_path / "out" / "dedup" / ".refinedweb/stats.json").read_text())["stages"]
+    stages = json.loads((tmp_path / "out" / "dedup" / ".refinedweb/stats.json").read_text())["methods"]
     assert stages["url"]["no_url"] == 20 and stages["minhash"]["no_words"] == 5
     assert stages["exact_substring"]["too_short"] == 5
     assert "no_url 20" in result.stdout
@@ -270,11 +271,11 @@ def test_commoncrawl_style_revisit_records_are_real_exact_duplicates(tmp_path):
     revisited = {o["id"] for o in originals.values() if any(r["text"] == o["text"] for r in revisits)}
     rows = list(originals.values()) + revisits
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "iana.parquet")
-    out, stats = dedup_in_process([tmp_path / "iana.parquet"], tmp_path / "out", "dedup.stages=[minhash]",
+    out, stats = dedup_in_process([tmp_path / "iana.parquet"], tmp_path / "out", "dedup.methods=[minhash]",
                                   "dedup.parts=2")
     assert not {r["id"] for r in revisits} & set(out)
     assert revisited <= set(out)
-    assert stats["stages"]["minhash"]["docs_removed"] >= len(revisits)
+    assert stats["methods"]["minhash"]["docs_removed"] >= len(revisits)
 
 
 def test_documents_without_words_are_not_near_duplicates(tmp_path):
@@ -282,8 +283,8 @@ def test_documents_without_words_are_not_near_duplicates(tmp_path):
     have the same all-max signature)."""
     rows = [{"id": f"e{i}", "url": f"https://e.org/{i}", "text": t} for i, t in enumerate(["", "...", " ", "!!"])]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "e.parquet")
-    out, stats = dedup_in_process([tmp_path / "e.parquet"], tmp_path / "out", "dedup.stages=[minhash]")
-    assert len(out) == 4 and stats["stages"]["minhash"]["removed"] == 0
+    out, stats = dedup_in_process([tmp_path / "e.parquet"], tmp_path / "out", "dedup.methods=[minhash]")
+    assert len(out) == 4 and stats["methods"]["minhash"]["removed"] == 0
 
 
 @pytest.mark.parametrize("parts", [1, 3])
@@ -293,27 +294,27 @@ def test_url_priority_column(tmp_path, parts):
             {"id": "new", "url": "http://www.x.org/a/", "text": "four five six", "date": "2023-06-01"},
             {"id": "newer-but-null", "url": "https://x.org/a", "text": "nine", "date": None}]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "u.parquet")
-    first, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "a", "dedup.stages=[url]", f"dedup.parts={parts}")
+    first, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "a", "dedup.methods=[url]", f"dedup.parts={parts}")
     assert sorted(first) == ["old", "other"]
-    latest, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "b", "dedup.stages=[url]",
+    latest, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "b", "dedup.methods=[url]",
                                  "dedup.url.priority=date", f"dedup.parts={parts}")
     assert sorted(latest) == ["new", "other"]
     numbers = [{**r, "date": i * 10 if r["date"] else None} for i, r in enumerate(rows)]
     pq.write_table(pa.Table.from_pylist(numbers), tmp_path / "n.parquet")
-    by_number, _ = dedup_in_process([tmp_path / "n.parquet"], tmp_path / "c", "dedup.stages=[url]",
+    by_number, _ = dedup_in_process([tmp_path / "n.parquet"], tmp_path / "c", "dedup.methods=[url]",
                                     "dedup.url.priority=date", f"dedup.parts={parts}")
     assert sorted(by_number) == ["new", "other"]
 
 
 def test_stage_order_is_honoured(planted, tmp_path):
-    """URL first, then exact substrings, then MinHash: each sub-stage sees only what the earlier left."""
+    """URL first, then exact substrings, then MinHash: each method sees only what the earlier left."""
     _, folder = planted
-    a, sa = dedup_in_process([folder], tmp_path / "a", "dedup.stages=[url, exact_substring, minhash]")
-    b, _ = dedup_in_process([folder], tmp_path / "b", "dedup.stages=[url, exact_substring, minhash]",
+    a, sa = dedup_in_process([folder], tmp_path / "a", "dedup.methods=[url, exact_substring, minhash]")
+    b, _ = dedup_in_process([folder], tmp_path / "b", "dedup.methods=[url, exact_substring, minhash]",
                             "dedup.parts=7", "dedup.task_memory_mb=0.01")
     assert a == b
-    assert [s for s in sa["stages"]] == ["url", "exact_substring", "minhash"]
-    assert sa["stages"]["exact_substring"]["docs_in"] == sa["stages"]["url"]["docs_out"]
+    assert [s for s in sa["methods"]] == ["url", "exact_substring", "minhash"]
+    assert sa["methods"]["exact_substring"]["docs_in"] == sa["methods"]["url"]["docs_out"]
 
 
 def test_parts_are_contiguous_ranges_of_the_input_order():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from refinedweb.dedup.components import connected_components, duplicates_to_remove
-from refinedweb.dedup.urls import url_hash
+from refinedweb.dedup.kernels.components import connected_components, duplicates_to_remove
+from refinedweb.dedup.kernels.url_keys import url_hash
 from refinedweb.urls import dedup_key
 
 
@@ -82,7 +82,7 @@ def test_long_chain_and_survivor_is_smallest_key():
 
 def _star_rounds(edges, partitions):
     """The driver's loop over large-star / small-star, with partitions in memory."""
-    from refinedweb.dedup.components import large_star, small_star, star_roots
+    from refinedweb.dedup.kernels.components import large_star, small_star, star_roots
     from refinedweb.dedup.methods.minhash import _cc_partition
 
     def route(pairs):

@@ -1,4 +1,5 @@
-"""Exact-substring deduplication (refinedweb/dedup/exact_substring.py), on real text where it matters."""
+"""Exact-substring deduplication: the suffix-array reference (refinedweb/dedup/reference/suffix_array.py) and
+the cutting kernels (refinedweb/dedup/kernels/windows.py), on real text where it matters."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from refinedweb.config import load_config
-from refinedweb.dedup import exact_substring as es
-from refinedweb.dedup.exact_substring import (
+from refinedweb.dedup.kernels import windows as kw
+from refinedweb.dedup.reference import suffix_array as es
+from refinedweb.dedup.reference.suffix_array import (
     ExactSubstringConfig,
     dedup_part,
     find_repeated_ranges,
@@ -256,7 +258,7 @@ def test_char_ranges_keep_partial_characters_whole():
         ranges = [(cuts[i], cuts[i + 1]) for i in range(0, len(cuts) - 1, 2) if cuts[i] < cuts[i + 1]]
         if not ranges:
             continue
-        lengths = es._token_byte_lengths()[tokens]
+        lengths = kw._token_byte_lengths()[tokens]
         bounds = np.concatenate(([0], np.cumsum(lengths)))
         removed_bytes = set()
         for a, b in ranges:
@@ -269,7 +271,7 @@ def test_char_ranges_keep_partial_characters_whole():
             if covered == size:
                 expected.append(i)
             offset += size
-        got = [i for a, b in es._char_ranges(text, tokens, ranges) for i in range(a, b)]
+        got = [i for a, b in kw._char_ranges(text, tokens, ranges) for i in range(a, b)]
         assert got == expected
     assert partial > 20   # the rule was exercised
 
@@ -308,16 +310,16 @@ def test_tokenize_is_encode_ordinary():
 
 
 def test_whitespace_at_cuts():
-    assert es._cut("one two three four", [(3, 7)]) == "one three four"          # " two" removed
-    assert es._cut("para one.\n\nCOPY\n\npara two.", [(11, 15)]) == "para one.\n\npara two."
-    assert es._cut("end.\n\nCOPY\n\nNext", [(4, 12)]) == "end.\n\nNext"          # cut took the newlines
-    assert es._cut("line\nCOPY\nline", [(5, 9)]) == "line\nline"                # a whole line
-    assert es._cut("line\n\nCOPY\n\nline", [(5, 11)]) == "line\n\nline"          # cut inside blank lines
-    assert es._cut("a\n\n\n\nCOPY\n\n\nb", [(5, 9)]) == "a\n\nb"
-    assert es._cut("a \n b", [(1, 4)]) == "a\nb"                                 # a whitespace-only cut
-    assert es._cut("COPY  rest  ", [(0, 4)]) == "rest"
-    assert es._cut("a X b Y c", [(2, 3), (6, 7)]) == "a b c"
-    assert es._cut("abXYcd", [(2, 4)]) == "abcd"                                 # inside a word: no space
+    assert kw._cut("one two three four", [(3, 7)]) == "one three four"          # " two" removed
+    assert kw._cut("para one.\n\nCOPY\n\npara two.", [(11, 15)]) == "para one.\n\npara two."
+    assert kw._cut("end.\n\nCOPY\n\nNext", [(4, 12)]) == "end.\n\nNext"          # cut took the newlines
+    assert kw._cut("line\nCOPY\nline", [(5, 9)]) == "line\nline"                # a whole line
+    assert kw._cut("line\n\nCOPY\n\nline", [(5, 11)]) == "line\n\nline"          # cut inside blank lines
+    assert kw._cut("a\n\n\n\nCOPY\n\n\nb", [(5, 9)]) == "a\n\nb"
+    assert kw._cut("a \n b", [(1, 4)]) == "a\nb"                                 # a whitespace-only cut
+    assert kw._cut("COPY  rest  ", [(0, 4)]) == "rest"
+    assert kw._cut("a X b Y c", [(2, 3), (6, 7)]) == "a b c"
+    assert kw._cut("abXYcd", [(2, 4)]) == "abcd"                                 # inside a word: no space
 
 
 # ------------------------------------------------------------------------------------ exact algorithm

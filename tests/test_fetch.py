@@ -300,7 +300,7 @@ def test_cli_dedup_from_s3_to_s3(s3, tmp_path):
     table = ds.dataset("rw-dedup/run/dedup", filesystem=fs, format="parquet", exclude_invalid_files=True).to_table()
     assert table.column("id").to_pylist() == ["a"] and table.column("extra").to_pylist() == [1]
     stats = json.loads(client.get_object(Bucket="rw-dedup", Key="run/dedup/.refinedweb/stats.json")["Body"].read())
-    assert stats["stages"]["minhash"]["docs_removed"] == 1 and stats["stages"]["url"]["docs_removed"] == 1
+    assert stats["methods"]["minhash"]["docs_removed"] == 1 and stats["methods"]["url"]["docs_removed"] == 1
     # phase 4 ran on S3 too (the part's tail became a merged shard), the work folder is gone, and the
     # manifest answers `refinedweb stats` over S3
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="rw-dedup", Prefix="run/")["Contents"]]

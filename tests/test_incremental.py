@@ -83,7 +83,7 @@ def test_incremental_job_processes_only_new_crawls_and_carries_urls(tmp_path):
     first_manifest, new_manifest = check_manifest(old / "dedup"), check_manifest(new / "dedup")
     stats = json.loads((new / "dedup" / ".refinedweb/stats.json").read_text())
     # dolma_sample-0000 is in both crawls: its URLs, kept in the first, are dropped from the second
-    seen = stats["stages"]["url"]["seen_in_earlier_runs"]
+    seen = stats["methods"]["url"]["seen_in_earlier_runs"]
     assert seen > 0
     old_urls = set(ds.dataset(str(old / "dedup"), format="parquet").to_table().column("url").to_pylist())
     new_urls = set(ds.dataset(str(new / "dedup"), format="parquet").to_table().column("url").to_pylist())

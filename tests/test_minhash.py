@@ -1,4 +1,4 @@
-"""MinHash / LSH for fuzzy deduplication (refinedweb.dedup.minhash)."""
+"""MinHash / LSH for fuzzy deduplication (refinedweb.dedup.kernels.minhash)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from refinedweb.dedup import minhash as mh
-from refinedweb.dedup.minhash import (
+from refinedweb.dedup.kernels import minhash as mh
+from refinedweb.dedup.kernels.minhash import (
     MinHashConfig,
     MinHasher,
     estimate_jaccard,
@@ -276,7 +276,7 @@ def test_exact_jaccard():
 
 _KEYS_SCRIPT = """
 import hashlib, sys
-from refinedweb.dedup.minhash import MinHasher, MinHashConfig
+from refinedweb.dedup.kernels.minhash import MinHasher, MinHashConfig
 texts = [sys.argv[2], "", "Hello, world!"]
 keys = MinHasher(MinHashConfig(seed=int(sys.argv[1]))).band_keys_batch(texts)
 print(hashlib.sha256(keys.tobytes()).hexdigest())
@@ -318,7 +318,7 @@ def guarded(*args, dir=None, **kwargs):  # every directory but the temp dir acts
     return real(*args, dir=dir, **kwargs)
 tempfile.TemporaryFile = guarded
 import numpy as np
-from refinedweb.dedup import minhash as mh
+from refinedweb.dedup.kernels import minhash as mh
 assert mh.NUMBA_CACHE_FALLBACK and mh.NUMBA_CACHE_FALLBACK.startswith(allowed), mh.NUMBA_CACHE_FALLBACK
 out = np.empty(3, np.uint64)
 mh._band_keys(np.arange(6, dtype=np.uint32), np.arange(3, dtype=np.uint64), 2, out)

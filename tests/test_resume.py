@@ -181,13 +181,13 @@ def test_dedup_killed_in_five_phases_one_after_another_then_resumed(uninterrupte
     assert rows(out / "dedup") == rows(uninterrupted / "dedup")
     stats = json.loads((out / "dedup" / ".refinedweb/stats.json").read_text())
     assert stats["units_resumed"] >= len(seen) - 1
-    assert "round" in stats["stages"]["minhash"]["components"]     # the first attempt's way, kept
+    assert "round" in stats["methods"]["minhash"]["components"]     # the first attempt's way, kept
     assert stats["totals"] == {**json.loads((uninterrupted / "dedup" / ".refinedweb/stats.json").read_text())["totals"],
                                "wall_seconds": stats["totals"]["wall_seconds"],
                                "docs_per_second": stats["totals"]["docs_per_second"]}
     record, = [json.loads(p.read_text()) for p in (store / "runs").glob("*.json")]
     assert record["urls"] == len({r["url"] for r in rows(out / "dedup").values() if r["url"]})
-    assert stats["stages"]["url"]["seen_store"]["contribution_urls"] == record["urls"]
+    assert stats["methods"]["url"]["seen_store"]["contribution_urls"] == record["urls"]
 
 
 def test_finished_run_is_not_redone(uninterrupted, tmp_path):

@@ -19,7 +19,7 @@ from refinedweb.io.storage import open_storage
 from .serial import dedup_in_process
 from .servers import moto_s3
 
-URL_ONLY = ("dedup.stages=[url]",)
+URL_ONLY = ("dedup.methods=[url]",)
 
 
 def write_corpus(folder, n: int, first: int = 0, seed: int = 0, files: int = 3) -> list[dict]:
@@ -114,13 +114,13 @@ def test_a_run_never_removes_its_own_documents(tmp_path):
 
     first, stats = dedup_in_process([corpus], tmp_path / "a", *URL_ONLY, f"dedup.url.{store}")
     assert first == clean
-    assert stats["stages"]["url"]["seen_store"]["contribution_urls"] == len(with_url)
-    assert stats["stages"]["url"]["no_url"] == len([r for r in rows if not r["url"]]) == 8 and stats["stages"]["url"]["seen_in_earlier_runs"] == 0
+    assert stats["methods"]["url"]["seen_store"]["contribution_urls"] == len(with_url)
+    assert stats["methods"]["url"]["no_url"] == len([r for r in rows if not r["url"]]) == 8 and stats["methods"]["url"]["seen_in_earlier_runs"] == 0
     record = record_of(tmp_path / "store", tmp_path / "a")
     assert record["urls"] == len(with_url)
 
     again, stats = dedup_in_process([corpus], tmp_path / "a", *URL_ONLY, f"dedup.url.{store}")
-    assert again == clean and stats["stages"]["url"]["seen_in_earlier_runs"] == 0
+    assert again == clean and stats["methods"]["url"]["seen_in_earlier_runs"] == 0
 
     from refinedweb.config import load_config
     from refinedweb.runtime.dedup_job import run_dedup_stage
@@ -129,7 +129,7 @@ def test_a_run_never_removes_its_own_documents(tmp_path):
     cfg = load_config(overrides=[*URL_ONLY, f"dedup.url.{store}"])
     summary = run_dedup_stage([str(corpus)], str(tmp_path / "a"), cfg, runtime=SerialRuntime(), log=lambda m: None,
                               overwrite=True)
-    assert summary["totals"]["docs_out"] == len(clean) and summary["stages"]["url"]["seen_in_earlier_runs"] == 0
+    assert summary["totals"]["docs_out"] == len(clean) and summary["methods"]["url"]["seen_in_earlier_runs"] == 0
     assert record_of(tmp_path / "store", tmp_path / "a")["attempt"] != record["attempt"]
     assert len(list((tmp_path / "store" / "runs" / record["run"]).iterdir())) == 1      # the old attempt is gone
 
@@ -142,8 +142,8 @@ def test_a_run_never_removes_its_own_documents(tmp_path):
     # another run (another output) over the first corpus: every URL is the first run's
     other, stats = dedup_in_process([corpus], tmp_path / "b", *URL_ONLY, f"dedup.url.{store}")
     assert set(other) == {i for i, r in clean.items() if not r["url"]}
-    assert stats["stages"]["url"]["seen_in_earlier_runs"] == len(with_url)
-    assert stats["stages"]["url"]["seen_store"]["runs_read"] == 1
+    assert stats["methods"]["url"]["seen_in_earlier_runs"] == len(with_url)
+    assert stats["methods"]["url"]["seen_store"]["runs_read"] == 1
     # ...and the first run started over after it keeps what it kept (the other run kept none of those URLs)
     summary = run_dedup_stage([str(corpus), str(more)], str(tmp_path / "a"), cfg, runtime=SerialRuntime(),
                               log=lambda m: None, overwrite=True)
@@ -157,7 +157,7 @@ CRASH_POINTS = ["url-bucket", "finish", "url-store", "commit", "stats"]
 def test_a_crash_at_any_point_then_the_same_command(tmp_path, monkeypatch, point):
     """A crash in the middle of each phase that touches the store, after the contribution is committed but
     before the stage's stats and manifest: the same command gives one clean run's output and contribution."""
-    from refinedweb.dedup import phases
+    from refinedweb.dedup import output
     from refinedweb.dedup.methods import url
     from refinedweb.runtime import dedup_job
 
@@ -172,7 +172,7 @@ def test_a_crash_at_any_point_then_the_same_command(tmp_path, monkeypatch, point
     import shutil
     shutil.copytree(tmp_path / "store", clean_store)
     clean, clean_stats = dedup_in_process([corpus], tmp_path / "clean", *URL_ONLY, f"dedup.url.seen={clean_store}")
-    assert clean_stats["stages"]["url"]["seen_in_earlier_runs"] > 0
+    assert clean_stats["methods"]["url"]["seen_in_earlier_runs"] > 0
 
     class Crash(Exception):
         pass
@@ -190,7 +190,7 @@ def test_a_crash_at_any_point_then_the_same_command(tmp_path, monkeypatch, point
     if point == "url-bucket":
         monkeypatch.setattr(url, "url_bucket", crash_on_second(url.url_bucket))
     elif point == "finish":
-        monkeypatch.setattr(phases, "finish_part", crash_on_second(phases.finish_part))
+        monkeypatch.setattr(output, "finish_part", crash_on_second(output.finish_part))
     elif point == "url-store":   # one of the contribution's two range files is written
         monkeypatch.setattr(url, "store_range", crash_on_second(url.store_range))
     elif point == "commit":       # the range files are there, the record is not
@@ -202,7 +202,7 @@ def test_a_crash_at_any_point_then_the_same_command(tmp_path, monkeypatch, point
     monkeypatch.undo()
     got, stats = dedup_in_process([corpus], tmp_path / "out", *sets)
     assert got == clean
-    assert stats["stages"]["url"]["seen_in_earlier_runs"] == clean_stats["stages"]["url"]["seen_in_earlier_runs"]
+    assert stats["methods"]["url"]["seen_in_earlier_runs"] == clean_stats["methods"]["url"]["seen_in_earlier_runs"]
     assert record_of(tmp_path / "store", tmp_path / "out")["urls"] == record_of(clean_store, tmp_path / "clean")["urls"]
     assert stats["units_resumed"] > 0
     assert record_of(tmp_path / "store", tmp_path / "out")["ranges"] == 2
@@ -236,9 +236,9 @@ def test_every_path_on_s3(tmp_path):
 
         first, summary = run([corpus])
         assert first == clean
-        urls = summary["stages"]["url"]["seen_store"]["contribution_urls"]
+        urls = summary["methods"]["url"]["seen_store"]["contribution_urls"]
         again, summary = run([corpus], overwrite=True)
-        assert again == clean and summary["stages"]["url"]["seen_store"]["contribution_urls"] == urls
+        assert again == clean and summary["methods"]["url"]["seen_store"]["contribution_urls"] == urls
 
         real = dedup_job._summarise
         dedup_job._summarise = lambda *a: (_ for _ in ()).throw(RuntimeError("killed"))
@@ -285,7 +285,7 @@ def test_overwrite_and_changed_inputs_through_the_cli(tmp_path):
         result = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600, cwd=REPO)
         assert result.returncode == 0, result.stderr[-3000:]
         table = ds.dataset(str(out / "dedup"), format="parquet").to_table()
-        stats = json.loads((out / "dedup" / ".refinedweb" / "stats.json").read_text())["stages"]["url"]
+        stats = json.loads((out / "dedup" / ".refinedweb" / "stats.json").read_text())["methods"]["url"]
         return sorted(zip(table.column("source").to_pylist(), table.column("id").to_pylist())), stats
 
     first, stats = run()

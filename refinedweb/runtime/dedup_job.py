@@ -1,5 +1,5 @@
-"""Driver side of `--stage dedup`: plans the work (parts, buckets, the seen-URL store's contributions to read),
-runs each method of `dedup.stages` (`dedup/methods/`), the output per part and the tail merges through the
+"""Driver side of `--stage dedup`: plans the work (parts, buckets, what each method records for itself),
+runs each method of `dedup.methods` (`dedup/methods/`), the output per part and the tail merges through the
 run-units helper, then what a method does after the output (URL dedup's contribution to the seen-URL store),
 `.refinedweb/stats.json` and `.refinedweb/manifest.json`."""
 
@@ -9,11 +9,10 @@ import os
 import time
 from typing import Any, Callable
 
-from ..dedup import phases as ph
-from ..dedup import seen_store
+from ..dedup import output as out_phases
+from ..dedup import plan as ph
 from ..dedup.corpus import Corpus, plan_corpus, with_plan
-from ..dedup.methods import PACKAGED, dedup_method
-from ..dedup.methods import url as url_method
+from ..dedup.methods import configured
 from ..dedup.shuffle import passes_for, task_budget_bytes
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
@@ -23,25 +22,24 @@ from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
 from ..stats import STATS
 from .ray_runner import RayRuntime, memory_report
-from .run_state import DEDUP_SECTIONS, StageState, digest, write_marker
+from .run_state import StageState, dedup_sections, digest, write_marker
 from .units import Units
 
 DEDUP_DIR = ph.DEDUP_DIR
 
 
 def check_dedup_config(dcfg: dict[str, Any]) -> None:
-    stages = list(dcfg["stages"])
-    for stage in stages:
-        dedup_method(stage)                      # one line naming the methods there are
-    if len(set(stages)) != len(stages):
-        raise UserError("dedup.stages lists a stage twice")
+    methods = list(dcfg["methods"])
+    if len(set(methods)) != len(methods):
+        raise UserError("dedup.methods lists a method twice")
+    configured({"dedup": dcfg})                  # each one importable and a method: one line otherwise
     parts = dcfg["parts"]
     if parts != "auto" and (isinstance(parts, bool) or not isinstance(parts, int) or parts < 1):
         raise UserError(f"dedup.parts must be auto or an integer >= 1, got {parts!r}")
     if not 1 <= int(dcfg["minhash"]["band_groups"]) <= int(dcfg["minhash"]["bands"]):
         raise UserError("dedup.minhash.band_groups must be between 1 and dedup.minhash.bands")
-    from ..dedup.exact_substring import ExactSubstringConfig
-    from ..dedup.minhash import MinHashConfig
+    from ..dedup.kernels.minhash import MinHashConfig
+    from ..dedup.kernels.windows import ExactSubstringConfig
 
     MinHashConfig.from_config(dcfg["minhash"])
     ExactSubstringConfig.from_config(dcfg["exact_substring"])
@@ -58,12 +56,13 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
     corpus = plan_corpus(files, fetch)
-    for stage in dcfg["stages"]:                 # settings that need the input: refused before any work
-        check = getattr(dedup_method(stage), "check", None)
+    methods = configured(cfg)
+    for method in methods.values():              # settings that need the input: refused before any work
+        check = getattr(method, "check", None)
         if check is not None:
             check(cfg, corpus)
     storage = open_storage(output, fetch)
-    state = StageState(storage, DEDUP_DIR, cfg, DEDUP_SECTIONS)
+    state = StageState(storage, DEDUP_DIR, cfg, dedup_sections(cfg))
     state.prepare(overwrite, log, extra_folders=(ph.WORK,), inputs_digest=_inputs_digest(files, storage.uri))
     started = time.time()
     owned = runtime is None
@@ -72,8 +71,10 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     plan = state.completed("plan-").get("plan-all")
     if plan is None:            # a resumed run keeps the plan its intermediate data was made with
         plan = plan_work(cfg, corpus, budget, _cpus(runtime, cfg, workers))
-        if plan["buckets"].get("url_store"):
-            plan["seen"] = seen_store.plan(dcfg["url"]["seen"], f"{storage.uri}/{DEDUP_DIR}", fetch)
+        for name, method in methods.items():    # e.g. the seen-URL store's contributions URL dedup will read
+            if hasattr(method, "plan"):
+                plan["methods"][name] = method.plan(cfg, corpus, budget, f"{storage.uri}/{DEDUP_DIR}", fetch)
+                plan["buckets"].update(plan["methods"][name].get("buckets", {}))
         write_marker(storage, DEDUP_DIR, "plan-all", plan)
     else:
         _log_kept_plan(plan, cfg, corpus, budget, log)
@@ -81,26 +82,27 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     parts = corpus.parts
     storage.write_text(ph.CORPUS, corpus.to_json())
     log(f"[dedup] {len(files)} Parquet file(s), {corpus.documents:,} documents in {parts} part(s), "
-        f"stages {', '.join(dcfg['stages'])} -> {storage.uri}/{DEDUP_DIR}/")
+        f"methods {', '.join(methods)} -> {storage.uri}/{DEDUP_DIR}/")
     extras: dict[str, dict[str, Any]] = {}
     uri = storage.uri
     with runtime.session(owned) as runtime:
         units = Units(runtime, state, fetch, int(cfg["run"]["max_retries"]))
         run = ph.DedupRun(units=units, cfg=cfg, uri=uri, corpus=corpus, budget=budget, log=log, storage=storage,
-                          fetch=fetch, seen=plan.get("seen"))
-        for stage in dcfg["stages"]:
-            extras[stage] = dedup_method(stage).run(run)
+                          fetch=fetch, plans=plan.get("methods", {}))
+        for name, method in methods.items():
+            extras[name] = method.run(run)
         t0 = time.time()
-        finished = units.run("finish", ph.finish_part, {k: (p, cfg, uri) for p, k in run.part_keys.items()})
-        bins = ph.plan_tail_merges([t for f in finished for t in ph.part_tails(f)], ShardLimits.from_config(cfg["output"]))
-        merged = units.run("merge", ph.merge_tails, {f"b={i:05d}": (i, b, cfg, uri) for i, b in enumerate(bins)})
+        finished = units.run("finish", out_phases.finish_part, {k: (p, cfg, uri) for p, k in run.part_keys.items()})
+        bins = out_phases.plan_tail_merges([t for f in finished for t in out_phases.part_tails(f)],
+                                           ShardLimits.from_config(cfg["output"]))
+        merged = units.run("merge", out_phases.merge_tails, {f"b={i:05d}": (i, b, cfg, uri) for i, b in enumerate(bins)})
         log(f"[dedup] output: {sum(f['docs_out'] for f in finished):,} documents, "
             f"{sum(len(f['shards']) for f in finished) + sum(len(m['shards']) for m in merged)} shard(s), "
             f"{time.time() - t0:.1f}s")
-        for stage in dcfg["stages"]:              # e.g. URL dedup's contribution to the seen-URL store
-            after = getattr(dedup_method(stage), "after_output", None)
+        for name, method in methods.items():     # e.g. URL dedup's contribution to the seen-URL store
+            after = getattr(method, "after_output", None)
             if after is not None:
-                extras[stage].update(after(run, finished))
+                extras[name].update(after(run, finished))
     if units.resumed:
         log(f"[dedup] resumed: {units.resumed} unit(s) of work were already done by an earlier run")
     summary = _summarise(files, corpus.documents, finished, extras, time.time() - started)
@@ -121,7 +123,7 @@ MAX_BUCKETS, BUCKETS_PER_PART = 8192, 64
 
 
 def plan_work(cfg: dict[str, Any], corpus: Corpus, budget: int, cpus: int) -> dict[str, Any]:
-    """How the work is split: parts (scans and output, `dedup.parts`) and shuffle buckets per sub-stage,
+    """How the work is split: parts (scans and output, `dedup.parts`) and shuffle buckets per method,
     enough that a bucket's records fit the task budget in one pass (estimated from the footers). None of
     it changes what is found; it is stored with the first run so that a resumed run reuses it."""
     dcfg = cfg["dedup"]
@@ -134,12 +136,12 @@ def plan_work(cfg: dict[str, Any], corpus: Corpus, budget: int, cpus: int) -> di
     # more buckets than that only cost files and driver bookkeeping: a bigger bucket is read in passes
     cap = min(MAX_BUCKETS, BUCKETS_PER_PART * parts)
     buckets = {}
-    for name in PACKAGED:
-        method = dedup_method(name)
+    for name, method in configured(cfg).items():
+        if not hasattr(method, "BUCKET_BYTES"):  # a method without a shuffle
+            continue
         wanted = passes_for(method.planned_records(cfg, corpus), method.BUCKET_BYTES, budget)
         buckets[name] = max(method.min_buckets(cfg, parts), min(cap, wanted))
-    buckets["url_store"] = url_method.store_ranges(cfg, corpus, budget)
-    return {"parts": parts, "buckets": buckets}
+    return {"parts": parts, "buckets": buckets, "methods": {}}
 
 
 def _log_kept_plan(plan: dict[str, Any], cfg: dict[str, Any], corpus: Corpus, budget: int,
@@ -172,20 +174,20 @@ def _inputs_digest(files: list[str], root: str) -> str:
 
 
 def _summarise(files, documents: int, finished, extras, wall) -> dict[str, Any]:
-    stages: dict[str, dict[str, Any]] = {}
+    methods: dict[str, dict[str, Any]] = {}
     for result in finished:
-        for name, st in result["stages"].items():
-            agg = stages.setdefault(name, {})
+        for name, st in result["methods"].items():
+            agg = methods.setdefault(name, {})
             for key, value in st.items():
                 agg[key] = agg.get(key, 0) + value
-    for name, agg in stages.items():
+    for name, agg in methods.items():
         agg["docs_removed"] = agg["docs_in"] - agg["docs_out"]
         agg.update(extras.get(name, {}))
     docs_out = sum(f["docs_out"] for f in finished)
     return {
         "totals": {"files": len(files), "docs_in": documents, "docs_out": docs_out, "docs_removed": documents - docs_out,
                    "wall_seconds": round(wall, 3), "docs_per_second": round(documents / wall, 1) if wall else None},
-        "stages": stages,
+        "methods": methods,
         "inputs": [redact(f) for f in files],
-        "parts": [{k: v for k, v in f.items() if k != "stages"} for f in finished],
+        "parts": [{k: v for k, v in f.items() if k != "methods"} for f in finished],
     }

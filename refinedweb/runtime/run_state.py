@@ -40,6 +40,13 @@ CONSOLIDATED = "phase="
 READERS = 32                         # markers read at once (S3 GETs in parallel)
 
 
+def dedup_sections(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """The dedup stage's: `DEDUP_SECTIONS` and the sections of the user's methods in `dedup.methods`."""
+    from ..dedup.methods import user_sections
+
+    return (*DEDUP_SECTIONS, *user_sections(cfg))
+
+
 def filter_sections(cfg: dict[str, Any]) -> tuple[str, ...]:
     """The filter stage's: the stage list, every section a configured stage reads, the output's."""
     from ..stages.contract import sections

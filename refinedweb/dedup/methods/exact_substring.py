@@ -17,17 +17,10 @@ import pyarrow.compute as pc
 
 from ...errors import UserError
 from ..corpus import Corpus
-from ..phases import (
-    WORK,
-    DedupRun,
-    PartFiles,
-    bucket_stats,
-    bucket_units,
-    open_work,
-    replace_text,
-    scan_part,
-    timed,
-)
+from ..decisions import PartFiles, replace_text
+from ..kernels.windows import ExactSubstringConfig, cut_windows, tokenize, window_records
+from ..plan import WORK, DedupRun, bucket_stats, bucket_units, open_work, timed
+from ..scan import scan_part
 from ..shuffle import bucket_segments, passes_for, read_bucket, task_budget_bytes
 
 NAME = "exact_substring"
@@ -76,8 +69,6 @@ class Cuts:
         marks = self._marks_of(rows)
         if not len(marks):
             return rows, table, 0
-        from ..exact_substring import cut_windows
-
         mark_rows = (marks >> np.uint64(32)).astype(np.int64)
         offsets = (marks & _LOW32).astype(np.int64)
         edited = np.unique(mark_rows)
@@ -109,8 +100,6 @@ def decision(storage, cfg: dict[str, Any], part: int, stack) -> Cuts:
 def scan_exact(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Hashes of every in-document `min_tokens`-token window, to buckets by hash. Text is tokenised in chunks
     of at most `exact_substring.max_part_bytes`."""
-    from ..exact_substring import ExactSubstringConfig, tokenize, window_records
-
     started = time.time()
     ecfg = ExactSubstringConfig.from_config(cfg["dedup"]["exact_substring"])
     tokens = too_short = 0

@@ -16,22 +16,11 @@ import numpy as np
 import pyarrow as pa
 
 from ...errors import UserError
-from ..components import connected_components, large_star, small_star, star_roots
 from ..corpus import Corpus, iter_part
-from ..phases import (
-    WORK,
-    Decisions,
-    DedupRun,
-    RemovedRows,
-    bucket_stats,
-    bucket_units,
-    open_work,
-    records_total,
-    scan_part,
-    stages_before,
-    timed,
-    to_parts,
-)
+from ..decisions import Decisions, RemovedRows, to_parts
+from ..kernels.components import connected_components, large_star, small_star, star_roots
+from ..plan import WORK, DedupRun, bucket_stats, bucket_units, methods_before, open_work, records_total, timed
+from ..scan import scan_part
 from ..shuffle import bucket_segments, load_arrays, mix64, read_bucket, save_array, save_npz, task_budget_bytes
 
 NAME = "minhash"
@@ -58,7 +47,7 @@ def decision(storage, cfg: dict[str, Any], part: int, stack) -> RemovedRows:
 def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     """Band keys of the part's documents (those with words), to buckets by key (the per-band seeds make the
     450 bands one key space)."""
-    from ..minhash import MinHashConfig, MinHasher, normalize_words
+    from ..kernels.minhash import MinHashConfig, MinHasher, normalize_words  # numba: only the tasks that hash load it
 
     started = time.time()
     hasher = MinHasher(MinHashConfig.from_config(cfg["dedup"]["minhash"]))
@@ -160,11 +149,11 @@ def _edgesto_parts(storage, corpus: Corpus, folder: str, name: str, edges: np.nd
 def _shingles_of(storage, cfg, corpus, fetch, part: int, wanted: np.ndarray) -> dict[int, np.ndarray]:
     """Sorted unique 5-gram hashes of the part's documents at part-local rows `wanted`, texts as the
     stages before minhash left them."""
-    from ..minhash import shingle_hashes
+    from ..kernels.minhash import shingle_hashes
 
     ngram = int(cfg["dedup"]["minhash"]["ngram"])
     out: dict[int, np.ndarray] = {}
-    with Decisions(storage, cfg, part, stages_before(cfg, "minhash")) as decisions:
+    with Decisions(storage, cfg, part, methods_before(cfg, "minhash")) as decisions:
         for rows, table in iter_part(corpus, part, fetch, ["text"]):
             if not np.isin(rows, wanted).any():
                 continue

@@ -19,18 +19,10 @@ import pyarrow.compute as pc
 from ...errors import UserError
 from .. import seen_store
 from ..corpus import Corpus
-from ..phases import (
-    WORK,
-    DedupRun,
-    PartFiles,
-    RemovedRows,
-    bucket_stats,
-    bucket_units,
-    open_work,
-    scan_part,
-    stages_before,
-    timed,
-)
+from ..decisions import PartFiles, RemovedRows
+from ..kernels.url_keys import has_url, url_hashes
+from ..plan import WORK, DedupRun, bucket_stats, bucket_units, methods_before, open_work, timed
+from ..scan import scan_part
 from ..shuffle import (
     bucket_segments,
     key_range,
@@ -41,7 +33,6 @@ from ..shuffle import (
     unpack_array,
     write_segment_table,
 )
-from ..urls import has_url, url_hashes
 
 NAME = "url"
 BUCKET_BYTES = 128
@@ -57,13 +48,21 @@ def min_buckets(cfg: dict[str, Any], parts: int) -> int:
     return parts
 
 
-def store_ranges(cfg: dict[str, Any], corpus: Corpus, budget: int) -> int:
-    """Key ranges of this run's contribution to the seen-URL store (0: it writes none): enough that one range
-    of the kept documents' hashes, sorted, fits a task's budget."""
-    if not cfg["dedup"]["url"]["seen"] or NAME not in cfg["dedup"]["stages"]:
-        return 0
+def plan(cfg: dict[str, Any], corpus: Corpus, budget: int, output: str, fetch) -> dict[str, Any]:
+    """What a fresh run records for URL dedup (a resume reuses it): with a seen-URL store, the contributions of
+    the other runs it reads (`seen_store.plan`) and the key ranges of its own contribution, enough that one
+    range of the kept documents' hashes, sorted, fits a task's budget."""
+    if not cfg["dedup"]["url"]["seen"]:
+        return {}
     per_range = max(512, min(STORE_RANGE_BYTES, budget // 4))
-    return max(1, min(8192, -(-corpus.documents * 8 // per_range)))
+    return {"seen": seen_store.plan(cfg["dedup"]["url"]["seen"], output, fetch),
+            "buckets": {"url_store": max(1, min(8192, -(-corpus.documents * 8 // per_range)))}}
+
+
+def store_ranges(ctx: DedupRun) -> int:
+    """Key ranges of this run's contribution to the seen-URL store (0: it writes none; `output.finish_part`
+    routes the kept URLs to them)."""
+    return int(ctx.corpus.buckets.get("url_store", 0))
 
 
 def decision(storage, cfg: dict[str, Any], part: int, stack) -> RemovedRows:
@@ -133,7 +132,7 @@ def scan_url(part: int, priority_type: str | None, cfg: dict[str, Any], output: 
             yield records
 
     # text only where an earlier exact-substring cut may drop a document under min_words
-    text = ["text"] if "exact_substring" in stages_before(cfg, "url") else []
+    text = ["text"] if "exact_substring" in methods_before(cfg, "url") else []
     counts = scan_part(part, cfg, output, "url", dtype, [*text, "url"] + ([priority] if priority else []), produce,
                        route=key_range)          # buckets are key ranges: a bucket reads one range of the store
     return timed(started, part=part, docs=docs, no_url=no_url, records=counts)
@@ -209,7 +208,7 @@ def run(ctx: DedupRun) -> dict[str, Any]:
     priority_type = _priority_type(cfg, ctx.corpus)
     scans = units.run("url-scan", scan_url, {k: (p, priority_type, cfg, uri) for p, k in ctx.part_keys.items()})
     planned = bucket_units(ctx, NAME, "url-bucket", scans, BUCKET_BYTES)
-    seen = ctx.seen
+    seen = ctx.plans.get(NAME, {}).get("seen")
     slices: list[list] = [[] for _ in planned]
     if seen and seen["read"] and not units.finished("url-bucket", planned):
         slices = seen_store.bucket_slices(seen_store.open_store(seen["store"], ctx.fetch), seen["read"], len(planned))
@@ -227,10 +226,10 @@ def run(ctx: DedupRun) -> dict[str, Any]:
 def after_output(ctx: DedupRun, finished: list[dict[str, Any]]) -> dict[str, Any]:
     """This run's contribution to the seen-URL store: the kept documents' URLs, one unit per key range, then
     the commit (index, record; the run's older attempts deleted)."""
-    seen = ctx.seen
+    seen = ctx.plans.get(NAME, {}).get("seen")
     if not seen:
         return {}
-    ranges = ctx.corpus.buckets["url_store"]
+    ranges = store_ranges(ctx)
     keys = {f"r={r:05d}": (r, seen, ctx.cfg, ctx.uri) for r in range(ranges)}
     if not ctx.units.finished("url-store", keys):
         counts = np.zeros((ctx.parts, ranges), dtype=np.int64)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...hashing import splitmix64
+
 
 def connected_components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`edges`: (m, 2) uint64 node keys. Returns (nodes, roots): every node and the smallest node key
@@ -56,10 +58,9 @@ def edge_checksum(pairs: np.ndarray) -> tuple[int, int]:
     """(count, order-free 64-bit sum) of a set of undirected edges given as (smaller, larger) rows."""
     if not len(pairs):
         return 0, 0
-    from .shuffle import mix64
 
     with np.errstate(over="ignore"):
-        mixed = mix64(mix64(pairs[:, 0]) ^ pairs[:, 1])
+        mixed = splitmix64(splitmix64(pairs[:, 0]) ^ pairs[:, 1])
         return int(len(pairs)), int(np.add.reduce(mixed, dtype=np.uint64))
 
 

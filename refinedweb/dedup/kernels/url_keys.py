@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import xxhash
 
-from ..urls import dedup_key
+from ...urls import dedup_key
 
 
 def url_hash(url: str) -> int:

@@ -63,10 +63,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..hashing import splitmix64_stream
-from ..settings import from_section, setting
-from ..text import code_point_table
+from ...errors import UserError
+from ...hashing import splitmix64_stream
+from ...settings import from_section, setting
+from ...text import code_point_table
 
 __all__ = [
     "MinHashConfig",
