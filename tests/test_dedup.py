@@ -306,15 +306,27 @@ def test_url_priority_column(tmp_path, parts):
     assert sorted(by_number) == ["new", "other"]
 
 
-def test_stage_order_is_honoured(planted, tmp_path):
-    """URL first, then exact substrings, then MinHash: each method sees only what the earlier left."""
+def test_each_method_sees_exactly_what_the_earlier_ones_left(planted, tmp_path):
+    """URL, then MinHash, then exact substrings in one run equals exact substrings run alone over the output of
+    URL + MinHash (same input order: one part, one output shard): what the last method saw is exactly what the
+    earlier ones left. And the order matters: another order removes other documents."""
     _, folder = planted
-    a, sa = dedup_in_process([folder], tmp_path / "a", "dedup.methods=[url, exact_substring, minhash]")
-    b, _ = dedup_in_process([folder], tmp_path / "b", "dedup.methods=[url, exact_substring, minhash]",
-                            "dedup.parts=7", "dedup.task_memory_mb=0.01")
-    assert a == b
-    assert [s for s in sa["methods"]] == ["url", "exact_substring", "minhash"]
-    assert sa["methods"]["exact_substring"]["docs_in"] == sa["methods"]["url"]["docs_out"]
+    order = "dedup.methods=[url, minhash, exact_substring]"
+    chain, stats = dedup_in_process([folder], tmp_path / "chain", order, "dedup.parts=1")
+    first, first_stats = dedup_in_process([folder], tmp_path / "first", "dedup.methods=[url, minhash]", "dedup.parts=1")
+    assert len(list((tmp_path / "first" / "dedup").rglob("*.parquet"))) == 1
+    then, then_stats = dedup_in_process([tmp_path / "first" / "dedup"], tmp_path / "then",
+                                        "dedup.methods=[exact_substring]", "dedup.parts=1")
+    assert {i: r["text"] for i, r in chain.items()} == {i: r["text"] for i, r in then.items()}
+    methods = stats["methods"]
+    assert list(methods) == ["url", "minhash", "exact_substring"]
+    assert methods["url"]["docs_removed"] > 0 and methods["minhash"]["docs_removed"] > 0
+    assert methods["exact_substring"]["docs_in"] == first_stats["totals"]["docs_out"] == len(first)
+    assert methods["exact_substring"]["chars_removed"] == then_stats["methods"]["exact_substring"]["chars_removed"] > 0
+    split, _ = dedup_in_process([folder], tmp_path / "split", order, "dedup.parts=7", "dedup.task_memory_mb=0.01")
+    assert split == chain
+    reordered, _ = dedup_in_process([folder], tmp_path / "reordered", "dedup.methods=[exact_substring, minhash, url]")
+    assert set(reordered) != set(chain)
 
 
 def test_parts_are_contiguous_ranges_of_the_input_order():
