@@ -108,3 +108,19 @@ class ByLanguage(dict):
         if isinstance(value, Mapping):
             return cls((str(lang), parse_one(one, f"{key}.{lang}")) for lang, one in value.items())
         return cls({EVERY_LANGUAGE: parse_one(value, key)})
+
+
+def code_version(module) -> str:
+    """What a resume fingerprint knows of a stage's or method's code: its `VERSION` (bumped when its behaviour
+    changes), else a hash of its source (a user's module: any edit counts)."""
+    if hasattr(module, "VERSION"):
+        return str(module.VERSION)
+    import hashlib
+    import inspect
+
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        return "unknown"
+    return "sha256:" + hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+

@@ -9,6 +9,7 @@ import pyarrow as pa
 from refinedweb.stages.contract import Stage
 
 NAME = "c4_punctuation"
+BATCHES: list[int] = []                   # sizes of the batches the batch entry point got (this process)
 LABEL = "C4 terminal punctuation"
 SIGNALS = {"terminal_punct_fraction": pa.float32()}
 TERMINAL = (".", "!", "?", '"', "'")
@@ -26,6 +27,10 @@ def build(section, shared) -> Stage:
         doc.metadata["terminal_punct_fraction"] = terminal_fraction(doc.text)
         return "few_terminal_lines" if doc.metadata["terminal_punct_fraction"] < min_fraction else None
 
+    def batch(docs) -> list[str | None]:
+        BATCHES.append(len(docs))
+        return [judge(doc) for doc in docs]
+
     if section.get("batch"):                  # the batch entry point, as a model-based stage would use it
-        return Stage(NAME, batch=lambda docs: [judge(doc) for doc in docs])
+        return Stage(NAME, batch=batch, batch_size=section.get("batch_size"))
     return Stage(NAME, apply=judge)

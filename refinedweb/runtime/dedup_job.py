@@ -13,6 +13,7 @@ from ..dedup import output as out_phases
 from ..dedup import plan as ph
 from ..dedup.corpus import Corpus, plan_corpus, with_plan
 from ..dedup.methods import configured
+from ..dedup.methods import versions as method_versions
 from ..dedup.shuffle import passes_for, task_budget_bytes
 from ..errors import UserError
 from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
@@ -62,7 +63,7 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
         if check is not None:
             check(cfg, corpus)
     storage = open_storage(output, fetch)
-    state = StageState(storage, DEDUP_DIR, cfg, dedup_sections(cfg))
+    state = StageState(storage, DEDUP_DIR, cfg, dedup_sections(cfg), method_versions(cfg))
     state.prepare(overwrite, log, extra_folders=(ph.WORK,), inputs_digest=_inputs_digest(files, storage.uri))
     started = time.time()
     owned = runtime is None

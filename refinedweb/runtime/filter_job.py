@@ -10,7 +10,7 @@ from ..io.manifest import MANIFEST, write_manifest
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
-from ..stages.contract import check_stages, labels, stage_entries
+from ..stages.contract import check_stages, labels, stage_entries, versions
 from ..stats import STATS, summarise
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
@@ -29,7 +29,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
-    state = StageState(storage, FILTERED_DIR, cfg, filter_sections(cfg))
+    state = StageState(storage, FILTERED_DIR, cfg, filter_sections(cfg), versions(cfg))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
     done = state.completed()
     finished = {uri: done[shard_prefix(uri)] for uri in files if shard_prefix(uri) in done}

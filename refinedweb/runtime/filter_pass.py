@@ -9,6 +9,8 @@ import hashlib
 import random
 import re
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
@@ -20,7 +22,7 @@ from ..io.inputs import open_input
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardLimits, ShardWriter
 from ..io.remote import FetchConfig, is_remote, redact, scrub
 from ..io.storage import language_folder, open_storage, safe_name
-from ..stages.contract import READ, Stage, build_stages
+from ..stages.contract import READ, TOKENS, Stage, build_stages
 from ..stages.read import Page, ReadConfig, Skip, iter_pages
 from ..stats import FileAccount
 from .run_state import write_marker
@@ -31,8 +33,9 @@ DROPPED_DIR = "dropped"
 
 class Pipeline:
     """The configured document stages (`filter.stages`), built once per worker process and reused for every
-    file. Documents go through in chunks, stage by stage, so that a stage with a batch entry point (a
-    model) sees many documents at once; results and output order are those of one document at a time."""
+    file (`start` gives a file its run). Documents go through in chunks, stage by stage, so that a stage with a
+    batch entry point (a model) sees many documents at once, in batches of its `batch_size` gathered across
+    chunks when it asks for one; results, accounting and output order are those of one document at a time."""
 
     def __init__(self, stages: list[Stage], read: ReadConfig, chunk: int, max_error_fraction: float = 0.01):
         self.stages = stages
@@ -50,70 +53,127 @@ class Pipeline:
         return cls(build_stages(cfg, blocklist), ReadConfig.from_config(cfg["read"]), int(cfg["filter"]["chunk_documents"]),
                    max_error_fraction(cfg))
 
-    def process(self, docs: list[Document], account: FileAccount) -> list[Drop | None]:
-        """Run every stage over `docs`; the Drop that removed each document, or None if it is kept.
+    def start(self, account: FileAccount) -> "PipelineRun":
+        return PipelineRun(self.stages, account)
 
-        An exception inside a stage is counted as an error of that stage (and the document leaves), never
-        propagated: one bad page must not cost the rest of the file (a stage that raises on more than
-        `filter.max_error_fraction` of the file fails it, `filter_file`). A disabled stage passes every
-        document on, so each stage's input is the previous stage's output.
-        """
-        clock = time.perf_counter
-        verdicts: list[Drop | None] = [None] * len(docs)
-        alive = list(range(len(docs)))
-        for stage in self.stages:
-            if not alive:
-                break
-            if stage.batch is not None:
-                alive = self._batch(stage, docs, alive, verdicts, account)
-                continue
-            survivors = []
-            for i in alive:
-                doc = docs[i]
-                account.enter(stage.name)
+    def process(self, docs: list[Document], account: FileAccount) -> list[Drop | None]:
+        """The Drop that removed each of `docs`, or None if it is kept (all of them through every stage)."""
+        run = self.start(account)
+        decided = run.feed(Chunk(None, docs)) + run.flush()
+        return decided[0].verdicts
+
+
+@dataclass
+class Chunk:
+    """Consecutive input records and their documents; `left` of them still being decided."""
+
+    items: Any                           # what the caller writes the chunk from (records, rows)
+    docs: list[Document]
+    verdicts: list[Drop | None] = field(default_factory=list)
+    left: int = 0
+
+    def __post_init__(self) -> None:
+        self.verdicts = [None] * len(self.docs)
+        self.left = len(self.docs)
+
+
+class PipelineRun:
+    """One file through the stages: `feed` chunks in input order, get back the chunks whose documents are all
+    decided, in input order; `flush` at the end (a batch stage's last, partial batch).
+
+    An exception inside a stage is counted as an error of that stage (and the document leaves), never
+    propagated: one bad page must not cost the rest of the file (a stage that raises on more than
+    `filter.max_error_fraction` of the file fails it, `filter_file`). A disabled stage passes every document
+    on, so each stage's input is the previous stage's output. A stage after `tokens` that changes the text is
+    an error of that stage: token_count would be stale."""
+
+    def __init__(self, stages: list[Stage], account: FileAccount):
+        self.stages, self.account = stages, account
+        names = [s.name for s in stages]
+        self.after_tokens = names.index(TOKENS) + 1 if TOKENS in names else len(stages)
+        self.waiting: deque[Chunk] = deque()
+        self.queues: dict[int, list[tuple[Chunk, int]]] = {}
+
+    def feed(self, chunk: Chunk) -> list[Chunk]:
+        self.waiting.append(chunk)
+        self._advance([(chunk, i) for i in range(len(chunk.docs))], 0)
+        return self._decided()
+
+    def flush(self) -> list[Chunk]:
+        for k, stage in enumerate(self.stages):
+            queue = self.queues.pop(k, [])
+            while queue:
+                batch, queue = queue[:stage.batch_size], queue[stage.batch_size:]
+                self._advance(self._run(k, batch), k + 1)
+        return self._decided()
+
+    def _decided(self) -> list[Chunk]:
+        out = []
+        while self.waiting and self.waiting[0].left == 0:
+            out.append(self.waiting.popleft())
+        return out
+
+    def _advance(self, entries: list[tuple[Chunk, int]], start: int) -> None:
+        for k in range(start, len(self.stages)):
+            if not entries:
+                return
+            size = self.stages[k].batch_size
+            if size:                                  # wait for a whole batch, across chunks
+                queue = self.queues.setdefault(k, [])
+                queue.extend(entries)
+                while len(queue) >= size:
+                    batch = queue[:size]
+                    del queue[:size]
+                    self._advance(self._run(k, batch), k + 1)
+                return
+            entries = self._run(k, entries)
+        account = self.account
+        for chunk, i in entries:                      # through every stage: kept
+            chunk.left -= 1
+            if TOKENS in account.stages:
+                account.stages[TOKENS]["tokens"] += chunk.docs[i].token_count
+
+    def _run(self, k: int, entries: list[tuple[Chunk, int]]) -> list[tuple[Chunk, int]]:
+        """Stage k over the entries; the survivors. Drops and errors are decided here."""
+        stage, account, clock = self.stages[k], self.account, time.perf_counter
+        watch = k >= self.after_tokens
+        docs = [chunk.docs[i] for chunk, i in entries]
+        texts = [doc.text for doc in docs] if watch else None
+        for _ in entries:
+            account.enter(stage.name)
+        outcomes: list[tuple[str | None, BaseException | None, float]] = []
+        if stage.batch is not None:
+            t0 = clock()
+            try:
+                reasons = stage.batch(docs)
+                failure = None
+            except Exception as exc:                  # the whole batch leaves as errors of this stage
+                reasons, failure = [None] * len(docs), exc
+            share = (clock() - t0) / len(docs)
+            outcomes = [(reason, failure, share) for reason in reasons]
+        else:
+            for doc in docs:
                 t0 = clock()
                 try:
-                    reason = stage.apply(doc)
+                    outcomes.append((stage.apply(doc), None, clock() - t0))
                 except Exception as exc:
-                    account.error(stage.name, exc, clock() - t0)
-                    verdicts[i] = Drop(stage.name, f"error:{type(exc).__name__}")
-                    continue
-                if reason:
-                    account.drop(stage.name, reason, clock() - t0)
-                    verdicts[i] = Drop(stage.name, reason)
-                    continue
-                account.keep(stage.name, clock() - t0, len(doc.text) if doc.text else len(doc.html))
-                survivors.append(i)
-            alive = survivors
-        if "tokens" in account.stages:
-            account.stages["tokens"]["tokens"] += sum(docs[i].token_count for i in alive)
-        return verdicts
-
-    @staticmethod
-    def _batch(stage: Stage, docs: list[Document], alive: list[int], verdicts: list[Drop | None],
-               account: FileAccount) -> list[int]:
-        t0 = time.perf_counter()
-        batch = [docs[i] for i in alive]
-        for _ in batch:
-            account.enter(stage.name)
-        try:
-            reasons = stage.batch(batch)
-        except Exception as exc:              # the whole batch leaves as errors of this stage
-            share = (time.perf_counter() - t0) / len(batch)
-            for i in alive:
-                account.error(stage.name, exc, share)
-                verdicts[i] = Drop(stage.name, f"error:{type(exc).__name__}")
-            return []
-        share = (time.perf_counter() - t0) / len(batch)
+                    outcomes.append((None, exc, clock() - t0))
         survivors = []
-        for i, reason in zip(alive, reasons):
-            if reason:
-                account.drop(stage.name, reason, share)
-                verdicts[i] = Drop(stage.name, reason)
+        for n, ((chunk, i), doc, (reason, failure, seconds)) in enumerate(zip(entries, docs, outcomes)):
+            if failure is None and watch and doc.text is not texts[n] and doc.text != texts[n]:
+                failure = RuntimeError(f"stage {stage.name} changed the text after {TOKENS} counted it; a stage "
+                                       f"that edits text sets EDITS_TEXT = True and comes before {TOKENS}")
+            if failure is not None:
+                account.error(stage.name, failure, seconds)
+                chunk.verdicts[i] = Drop(stage.name, f"error:{type(failure).__name__}")
+                chunk.left -= 1
+            elif reason:
+                account.drop(stage.name, reason, seconds)
+                chunk.verdicts[i] = Drop(stage.name, reason)
+                chunk.left -= 1
             else:
-                doc = docs[i]
-                account.keep(stage.name, share, len(doc.text) if doc.text else len(doc.html))
-                survivors.append(i)
+                account.keep(stage.name, seconds, len(doc.text) if doc.text else len(doc.html))
+                survivors.append((chunk, i))
         return survivors
 
 
@@ -175,14 +235,21 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline) ->
         time.sleep(random.uniform(0, fetch.start_jitter_seconds))   # no stampede when a cluster starts
     stream = None
     try:
+        run = stages.start(account)
+
+        def write(decided: list[Chunk]) -> None:
+            for done in decided:
+                _write_chunk(done, stages, account, source, by_language, write_dropped, writer_for)
+
         with open_input(uri, fetch) as stream:
-            chunk: list[Page | Skip] = []
+            items: list[Page | Skip] = []
             for item in iter_pages(stream, stages.read):
-                chunk.append(item)
-                if len(chunk) >= stages.chunk:
-                    _process_chunk(chunk, stages, account, source, by_language, write_dropped, writer_for)
-                    chunk = []
-            _process_chunk(chunk, stages, account, source, by_language, write_dropped, writer_for)
+                items.append(item)
+                if len(items) >= stages.chunk:
+                    write(run.feed(_read_chunk(items, account, source)))
+                    items = []
+            write(run.feed(_read_chunk(items, account, source)))
+        write(run.flush())
         broken = account.error_share_exceeded(stages.max_error_fraction)
         if broken:
             raise StageErrors(broken)
@@ -202,11 +269,10 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline) ->
     return result
 
 
-def _process_chunk(chunk: list, stages: Pipeline, account: FileAccount, source: str, by_language: bool,
-                   write_dropped: bool, writer_for: Callable) -> None:
-    """Account and process a chunk of the input's records, then write them in input order."""
+def _read_chunk(items: list, account: FileAccount, source: str) -> Chunk:
+    """Account a chunk of the input's records (read); its documents, for the stages."""
     docs: list[Document] = []
-    for item in chunk:
+    for item in items:
         if isinstance(item, Skip):
             if item.counts_as_record:
                 account.records += 1
@@ -223,9 +289,15 @@ def _process_chunk(chunk: list, stages: Pipeline, account: FileAccount, source: 
             account.notes["truncated_record"] += 1
         docs.append(Document(id=item.record_id, url=item.url, source=source, date=item.date, html=item.html))
         item.html = ""
-    verdicts = iter(stages.process(docs, account))
-    documents = iter(docs)
-    for item in chunk:
+    return Chunk(items, docs)
+
+
+def _write_chunk(chunk: Chunk, stages: Pipeline, account: FileAccount, source: str, by_language: bool,
+                 write_dropped: bool, writer_for: Callable) -> None:
+    """Write a decided chunk's records in input order: kept documents, and (when asked) what was dropped."""
+    verdicts = iter(chunk.verdicts)
+    documents = iter(chunk.docs)
+    for item in chunk.items:
         if isinstance(item, Skip):
             if item.counts_as_record and write_dropped:
                 writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(

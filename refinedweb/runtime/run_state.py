@@ -97,10 +97,13 @@ def _short(value: Any) -> str:
 class StageState:
     """The run record and markers of one stage folder in an output storage."""
 
-    def __init__(self, storage, folder: str, config: dict[str, Any], sections: tuple[str, ...]):
+    def __init__(self, storage, folder: str, config: dict[str, Any], sections: tuple[str, ...],
+                 versions: dict[str, str] | None = None):
+        """`versions`: the code version of each stage or method (`settings.code_version`), fingerprinted too."""
         self.storage = storage
         self.folder = folder
         self.settings = flatten(config, sections)
+        self.settings.update({f"versions.{name}": v for name, v in (versions or {}).items()})
         self.fingerprint = digest(self.settings)
 
     def prepare(self, overwrite: bool, log: Callable[[str], None], extra_folders: tuple[str, ...] = (),

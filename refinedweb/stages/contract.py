@@ -1,12 +1,23 @@
 """The contract every document stage keeps, and the pipeline built from `filter.stages`.
 
-A stage is a module exporting `NAME` (its accounting name and YAML section), `LABEL` (for reports),
-optionally `SIGNALS` (metadata keys it writes -> Arrow types; they become output columns) and `CONFIG` (its
-typed config, checked on the driver before any task), and `build(section, shared) -> Stage`. The `Stage` it returns edits a `Document` (text, fields, `metadata`)
-and returns a drop reason or None, per document (`apply`) or per batch (`batch`, for model-based
-stages). Packaged stages live in `refinedweb/stages/<name>.py`; any other importable module is named by
-its dotted path in `filter.stages` and configured by a YAML section named after its `NAME`. The stage
-list, the accounting, the resume fingerprint, the report and the output columns all derive from it.
+A stage is a module exporting:
+  NAME        its accounting name and YAML section (two stages with one NAME are refused)
+  LABEL       its name in reports
+  build(section, shared) -> Stage   the stage for one worker: `apply` edits a `Document` (text, fields,
+              `metadata`) and returns a drop reason or None; or `batch` does that for a list (a model), in
+              batches of `batch_size` documents gathered across chunks when it asks for a size
+and optionally:
+  SIGNALS     metadata keys it writes -> Arrow types: they become output columns
+  CONFIG      its typed config, checked on the driver before any task
+  READS       the other config sections it reads through `shared.section(...)`: they join the resume
+              fingerprint; reading one it did not declare is an error
+  VERSION     bump it when the stage's behaviour changes: the fingerprint covers it, so a re-run refuses to
+              resume an output made by the old code (a user's module without VERSION: the hash of its source)
+  EDITS_TEXT  True when it changes `doc.text` (extract, line_filter): such a stage must come before `tokens`,
+              which counts the text once, at the end
+Packaged stages live in `refinedweb/stages/<name>.py`; any other importable module is named by its dotted path
+in `filter.stages` and configured by a YAML section named after its `NAME`. The stage list, the accounting, the
+resume fingerprint, the report and the output columns all derive from it.
 """
 
 from __future__ import annotations
@@ -18,9 +29,11 @@ from typing import Any, Callable, Mapping
 
 from ..documents import Document
 from ..errors import UserError
+from ..settings import code_version
 
 PACKAGE = "refinedweb.stages"
 READ = "read"                  # the source stage: records -> pages, accounted before the document stages
+TOKENS = "tokens"              # counts the final text: no stage that edits text may come after it
 
 
 @dataclass
@@ -28,11 +41,15 @@ class Stage:
     name: str
     apply: Callable[[Document], str | None] | None = None
     batch: Callable[[list[Document]], list[str | None]] | None = None
+    batch_size: int | None = None     # batch: documents per call, gathered across chunks (None: a chunk's survivors)
     signals: dict[str, Any] = field(default_factory=dict)   # the module's SIGNALS (set by build_stages)
+    edits_text: bool = False                                 # the module's EDITS_TEXT (set by build_stages)
 
     def __post_init__(self) -> None:
         if (self.apply is None) == (self.batch is None):
             raise TypeError(f"stage {self.name}: give exactly one of apply (per document) or batch")
+        if self.batch_size is not None and (self.batch is None or self.batch_size < 1):
+            raise TypeError(f"stage {self.name}: batch_size needs batch and must be >= 1")
 
     def run(self, docs: list[Document]) -> list[str | None]:
         if self.batch is not None:
@@ -41,16 +58,28 @@ class Stage:
 
 
 class Shared:
-    """What `build` may use beyond its own section: other sections (read-only) and resources that several
-    stages share in one worker (the URL blocklist loaded by the driver, the fastText model)."""
+    """What `build` may use beyond its own section: the sections it declares in `READS` (read-only) and
+    resources that several stages share in one worker (the URL blocklist loaded by the driver, the fastText
+    model). `for_stage` gives each stage its view."""
 
     def __init__(self, cfg: Mapping[str, Any], blocklist=None):
-        self.cfg = cfg
+        self._cfg = cfg
         self.blocklist = blocklist
         self._cache: dict[str, Any] = {}
+        self._allowed: set[str] | None = None
+        self._stage = ""
+
+    def for_stage(self, module: ModuleType) -> "Shared":
+        view = Shared.__new__(Shared)
+        view.__dict__.update(self.__dict__)          # the same cache and blocklist
+        view._allowed, view._stage = {module.NAME, *getattr(module, "READS", ())}, module.NAME
+        return view
 
     def section(self, name: str) -> Mapping[str, Any]:
-        return self.cfg[name]
+        if self._allowed is not None and name not in self._allowed:
+            raise UserError(f"stage {self._stage} reads config section '{name}' without declaring it: add it to "
+                            "its module's READS (so that the resume fingerprint covers it)")
+        return self._cfg[name]
 
     def get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -68,14 +97,19 @@ def stage_entries(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def stage_module(entry: str) -> ModuleType:
-    """`quality` -> refinedweb.stages.quality; `mypkg.c4_lines` -> that module."""
+    """`quality` -> refinedweb.stages.quality; `mypkg.c4_lines` -> that module. A user's module must import on
+    the driver (checked first) and on every worker."""
     path = entry if "." in entry else f"{PACKAGE}.{entry}"
     try:
         module = importlib.import_module(path)
     except ModuleNotFoundError as exc:
         if exc.name and path.startswith(exc.name):
-            raise UserError(f"filter.stages: no stage module '{entry}' (a refinedweb stage name or an importable "
-                            "module path)") from None
+            if "." not in entry:
+                raise UserError(f"filter.stages: no stage '{entry}' (a refinedweb stage name, or the dotted path "
+                                "of your own module)") from None
+            raise UserError(f"filter.stages: module '{entry}' cannot be imported here; put its folder on PYTHONPATH "
+                            "(on a cluster, ship it to every node: the job's runtime env py_modules, or the "
+                            "image)") from None
         raise
     missing = [name for name in ("NAME", "build") if not hasattr(module, name)]
     if missing:
@@ -84,7 +118,25 @@ def stage_module(entry: str) -> ModuleType:
 
 
 def stage_modules(cfg: Mapping[str, Any]) -> list[ModuleType]:
-    return [stage_module(entry) for entry in stage_entries(cfg)]
+    modules = [stage_module(entry) for entry in stage_entries(cfg)]
+    names = [m.NAME for m in modules]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"filter.stages: two stages are named '{twice[0]}' (their modules' NAME): a NAME is a "
+                        "stage's accounting name and config section, one per stage")
+    seen_tokens = False
+    for module in modules:
+        if module.NAME == TOKENS:
+            seen_tokens = True
+        elif seen_tokens and getattr(module, "EDITS_TEXT", False):
+            raise UserError(f"filter.stages: {module.NAME} edits the text after {TOKENS} counted it (token_count "
+                            f"would be stale): place it before {TOKENS}")
+    return modules
+
+
+def versions(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """NAME -> code version of every configured stage (for the resume fingerprint)."""
+    return {m.NAME: code_version(m) for m in stage_modules(cfg)}
 
 
 def sections(cfg: Mapping[str, Any]) -> list[str]:
@@ -129,8 +181,9 @@ def build_stages(cfg: Mapping[str, Any], blocklist=None) -> list[Stage]:
         if section.get("enabled", True) is False:
             built.append(Stage(module.NAME, apply=passes))
             continue
-        stage = module.build(section, shared)
+        stage = module.build(section, shared.for_stage(module))
         stage.signals = dict(getattr(module, "SIGNALS", {}))
+        stage.edits_text = bool(getattr(module, "EDITS_TEXT", False))
         built.append(stage)
     return built
 

@@ -274,6 +274,8 @@ class Extractor:
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "extract"
+EDITS_TEXT = True
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "text extraction"
 CONFIG = ExtractConfig
 

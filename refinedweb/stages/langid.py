@@ -120,6 +120,7 @@ class PreExtractionCheck:
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "langid"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "language ID"
 CONFIG = LangIdConfig
 

@@ -404,6 +404,8 @@ def correct_lines(text: str, cfg: LineFilterConfig, language: str = "") -> tuple
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "line_filter"
+EDITS_TEXT = True
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "line-wise corrections"
 CONFIG = LineFilterConfig
 

@@ -277,6 +277,7 @@ def quality_signals(text: str, cfg: QualityConfig, language: str = "") -> dict[s
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "quality"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "document-wise filter"
 CONFIG = QualityConfig
 

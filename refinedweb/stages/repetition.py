@@ -455,6 +455,7 @@ def repetition_signals(text: str, cfg: RepetitionConfig) -> dict[str, float]:
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "repetition"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "repetition removal"
 CONFIG = RepetitionConfig
 

@@ -62,6 +62,7 @@ def encode(text: str, encoding: str = "gpt2") -> list[int]:
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "tokens"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "filtered"
 
 

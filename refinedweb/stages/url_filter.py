@@ -284,6 +284,7 @@ __all__ = ["REASONS", "UrlFilter", "UrlFilterConfig", "bundled_words", "subword_
 
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "url_filter"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "URL filter"
 CONFIG = UrlFilterConfig
 

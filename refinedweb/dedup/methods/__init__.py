@@ -3,7 +3,8 @@ seeing only the documents the earlier ones left: the packaged `minhash`, `exact_
 each in this folder), or a user's module named by its dotted path (configured by a top-level YAML section named
 after its `NAME`, as a user's filter stage is; `tests/toy_dedup_method.py` is a complete example).
 
-A method is a module that is a `DedupMethod`: `NAME`, `run(ctx)` (schedules its phases through `ctx.units`,
+A method is a module that is a `DedupMethod`: `NAME`, `VERSION` (optional; bump it when the method's behaviour
+changes: the resume fingerprint covers it, a user's module without one is fingerprinted by its source), `run(ctx)` (schedules its phases through `ctx.units`,
 returns its statistics) and `decision(storage, cfg, part, stack)` (what it decided about one part, applied to
 the part's batches by later methods' scans and by the output). Optional:
   BUCKET_BYTES, planned_records(cfg, corpus), min_buckets(cfg, parts)   its shuffle's sizing (`dedup/shuffle.py`)
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from ...errors import UserError
+from ...settings import code_version
 
 if TYPE_CHECKING:
     from ..plan import DedupRun
@@ -83,3 +85,9 @@ def configured(cfg: dict[str, Any]) -> dict[str, ModuleType]:
 def user_sections(cfg: dict[str, Any]) -> list[str]:
     """The top-level config sections of the user's methods in `dedup.methods` (named after their NAME)."""
     return [load_method(m).NAME for m in cfg["dedup"]["methods"] if m not in PACKAGED]
+
+
+def versions(cfg: dict[str, Any]) -> dict[str, str]:
+    """NAME -> code version of every configured method (for the resume fingerprint)."""
+    return {name: code_version(module) for name, module in configured(cfg).items()}
+

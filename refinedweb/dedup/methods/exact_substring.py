@@ -24,6 +24,7 @@ from ..scan import scan_part
 from ..shuffle import bucket_segments, passes_for, read_bucket, task_budget_bytes
 
 NAME = "exact_substring"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the method removes changes
 WINDOW_RECORD = np.dtype([("key", "<u8"), ("row", "<u4"), ("offset", "<u4")])
 BUCKET_BYTES = 96
 GPT2_BYTES_PER_TOKEN = 3.0           # a low estimate of web text's UTF-8 bytes per GPT-2 token

@@ -24,6 +24,7 @@ from ..scan import scan_part
 from ..shuffle import bucket_segments, load_arrays, mix64, read_bucket, save_array, save_npz, task_budget_bytes
 
 NAME = "minhash"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the method removes changes
 BAND_RECORD = np.dtype([("key", "<u8"), ("row", "<u4")])
 # peak bytes per record while a bucket is grouped (record, ordinal, sort order and its temporaries, sorted
 # copies), from the 2M-document benchmark's worker peaks

@@ -35,6 +35,7 @@ from ..shuffle import (
 )
 
 NAME = "url"
+VERSION = 1                # the resume fingerprint covers it: bump it when what the method removes changes
 BUCKET_BYTES = 128
 KEPT = f"{WORK}/url/kept"       # finish_part's kept URLs per part, by key range of this run's contribution
 STORE_RANGE_BYTES = 256 << 20   # at most this much of the contribution in one range file (and one task)
