@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run pipeline stages over inputs")
     run.add_argument("--config", help="YAML config (default: the packaged refinedweb.yaml, the paper's settings)")
-    run.add_argument("--stage", choices=["filter", "dedup", "all"], default="all")
+    run.add_argument("--stage", default="all", metavar="STAGE",
+                     help="filter (WARC -> filtered/), dedup (Parquet -> dedup/), all (both; default), or document "
+                          "stages to run over existing Parquet with a text column, comma-separated "
+                          "(e.g. quality,mypkg.my_stage -> OUTPUT/<last stage>/)")
     run.add_argument("--input", nargs="+", required=True, metavar="URI",
                      help="WARC/ARC files, directories, globs, s3://…, http(s)://…, cc:CRAWL-ID, *.paths.gz listings")
     run.add_argument("--output", required=True, metavar="URI", help="a local directory or s3://bucket/prefix/")
@@ -100,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args) -> int:
     from .config import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.stage not in ("filter", "dedup", "all"):       # document stages: their sections are valid config
+        entries = [e.strip() for e in args.stage.split(",") if e.strip()]
+        overrides.append(f"filter.stages=[{', '.join(entries)}]")
+    cfg = load_config(args.config, overrides)
     workers = args.workers or cfg["run"]["workers"]
     code = EXIT_OK
     dedup_inputs = args.input
@@ -111,6 +118,8 @@ def _cmd_run(args) -> int:
     reporter = Reporter(args.progress)
     log = reporter.log
     try:
+        if args.stage not in ("filter", "dedup", "all"):
+            return _run_document_stages(args, cfg, workers, runtime, reporter)
         if args.stage in ("filter", "all"):
             from .runtime.filter_job import run_filter_stage
             from .stats import format_funnel
@@ -144,6 +153,29 @@ def _cmd_run(args) -> int:
         reporter.close()
         runtime.close()
     return code
+
+
+def _run_document_stages(args, cfg, workers, runtime, reporter) -> int:
+    """`--stage a,b`: document stages over existing Parquet (`run_document_stages`)."""
+    from .runtime.filter_job import run_document_stages
+    from .stats import format_funnel
+
+    entries = [e.strip() for e in args.stage.split(",") if e.strip()]
+    if not entries:
+        raise UserError("--stage takes filter, dedup, all, or document stage names separated by commas")
+    summary = run_document_stages(entries, args.input, args.output, cfg, workers=workers, ray_address=args.ray_address,
+                                  limit=args.limit, log=reporter.log, runtime=runtime, overwrite=args.overwrite,
+                                  progress=reporter.progress)
+    print(format_funnel(summary))
+    print(f"Parquet: {summary['output']}/  (stats: {summary['output']}/.refinedweb/stats.json)")
+    failed = [f for f in summary["files"] if f["status"] != "ok"]
+    if failed:
+        reporter.log(f"refinedweb: {len(failed)} of {len(summary['files'])} input file(s) failed:")
+        for f in failed:
+            reporter.log(f"  {f['uri']}: {f['error']}")
+        reporter.log("refinedweb: run the same command again to retry them (finished files are skipped)")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _filtered_inputs(folder: str) -> str:

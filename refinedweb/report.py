@@ -44,7 +44,8 @@ def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any]
         last = names[-1]
         per_char = final_tokens / max(1, stages[last]["chars_kept"])
         # chars_kept counts HTML before extraction and text from it on
-        text_stages = set(names[names.index("extract"):]) if "extract" in names else set()
+        text_stages = set(names[names.index("extract"):]) if "extract" in names else \
+            (set(names) if filter_stats.get("stage") == "documents" else set())   # over Parquet: text from the start
         for name, st in stages.items():
             if not st["docs_in"]:
                 continue
@@ -82,10 +83,16 @@ def render(output: str, fetch=None) -> dict[str, str]:
     storage = open_existing(output, fetch)
     filter_stats = _read_json(storage, f"filtered/{STATS}")
     dedup_stats = _read_json(storage, f"dedup/{STATS}")
-    if not filter_stats and not dedup_stats:
-        raise UserError(f"no filtered/{STATS} or dedup/{STATS} under {output}: run a stage first")
-    rows = funnel_rows(filter_stats, dedup_stats)
     final = "dedup" if _read_json(storage, f"dedup/{MANIFEST}") else "filtered"
+    if not filter_stats and not dedup_stats:          # document stages run over existing Parquet (<stage>/)
+        for folder in storage.list_folders(""):
+            stats = _read_json(storage, f"{folder}/{STATS}")
+            if stats and stats.get("stage") == "documents":
+                filter_stats, final = stats, folder.rsplit("/", 1)[-1]
+                break
+    if not filter_stats and not dedup_stats:
+        raise UserError(f"no filtered/{STATS}, dedup/{STATS} or document stage's stats under {output}: run a stage first")
+    rows = funnel_rows(filter_stats, dedup_stats)
     manifest = _read_json(storage, f"{final}/{MANIFEST}") or {"totals": {"languages": {}, "rows": 0, "tokens": 0}, "shards": []}
 
     funnel_png = _funnel_figure(plt, rows)

@@ -1,17 +1,24 @@
-"""Driver side of `--stage filter`: expand inputs, load shared resources, run the tasks, write stats."""
+"""Driver side of `--stage filter` (WARC -> filtered/) and of document stages over existing Parquet
+(`--stage quality,mystage` -> <last stage>/): expand inputs, load shared resources, run a task per input file,
+write stats and the manifest."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
 
-from ..io.inputs import expand_inputs
+import pyarrow as pa
+
+from ..errors import UserError
+from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
 from ..io.manifest import MANIFEST, write_manifest
+from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..stages.blocklist import load_blocklist
-from ..stages.contract import check_stages, labels, stage_entries, versions
+from ..stages.contract import check_stages, labels, stage_entries, stage_modules, versions
 from ..stats import STATS, summarise
+from .documents_pass import text_column_missing
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
 from .ray_runner import Progress, RayRuntime, memory_report
 from .run_state import StageState, filter_sections
@@ -28,8 +35,45 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     max_error_fraction(cfg)
     fetch = FetchConfig.from_config(cfg)
     files = expand_inputs(inputs, limit=limit, fetch=fetch)
+    return _run_pass(files, output, cfg, FILTERED_DIR, "filter", fetch=fetch, workers=workers,
+                     ray_address=ray_address, log=log, runtime=runtime, overwrite=overwrite, progress=progress)
+
+
+def run_document_stages(entries: list[str], inputs: list[str], output: str, cfg: dict[str, Any], *,
+                        workers: int | None = None, ray_address: str | None = None, limit: int | None = None,
+                        log: Callable[[str], None] = print, runtime: RayRuntime | None = None, overwrite: bool = False,
+                        progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run document stages (`--stage quality,mystage`) over existing Parquet with a `text` column into
+    `<output>/<last stage>/` (`documents_pass.py`): the same accounting, resume, progress and stats as filter."""
+    cfg = {**cfg, "filter": {**cfg["filter"], "stages": list(entries)}}
+    modules = stage_modules(cfg)
+    html = [m.NAME for m in modules if getattr(m, "READS_HTML", False)]
+    if html:
+        raise UserError(f"--stage {','.join(entries)}: {', '.join(html)} read the page's HTML, which Parquet input "
+                        "does not have (run them in the filter stage on WARCs)")
+    check_stages(cfg)
+    max_error_fraction(cfg)
+    fetch = FetchConfig.from_config(cfg)
+    files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
+    for uri in files:                            # a file without text is refused before any work
+        try:
+            schema = open_parquet(uri, fetch).schema_arrow
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise UserError(f"cannot read Parquet input {redact(uri)}: {exc}") from None
+        if text_column_missing(schema):
+            raise UserError(f"Parquet input {redact(uri)} has no string column 'text' for the document stages")
+    folder = modules[-1].NAME
+    if folder in (FILTERED_DIR, DROPPED_DIR, "dedup", "mix"):
+        raise UserError(f"--stage {','.join(entries)}: the last stage's name '{folder}' is another stage's folder")
+    return _run_pass(files, output, cfg, folder, "documents", fetch=fetch, workers=workers, ray_address=ray_address,
+                     log=log, runtime=runtime, overwrite=overwrite, progress=progress)
+
+
+def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, kind: str, *, fetch: FetchConfig,
+              workers, ray_address, log, runtime, overwrite, progress) -> dict[str, Any]:
+    """One task per input file (`kind`: filter_file or documents_file) into `<output>/<folder>/`, resumable."""
     storage = open_storage(output, fetch)
-    state = StageState(storage, FILTERED_DIR, cfg, filter_sections(cfg), versions(cfg))
+    state = StageState(storage, folder, cfg, filter_sections(cfg), versions(cfg))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
     done = state.completed()
     finished = {uri: done[shard_prefix(uri)] for uri in files if shard_prefix(uri) in done}
@@ -37,12 +81,12 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     url_cfg = cfg["url_filter"]
     wants_blocklist = bool(todo and "url_filter" in stage_entries(cfg) and url_cfg["enabled"] and url_cfg["blocklist"])
     blocklist = load_blocklist(url_cfg["blocklist"], url_cfg["categories"]) if wants_blocklist else None
-    log(f"[filter] {len(files)} input file(s) -> {storage.uri}/{FILTERED_DIR}/")
+    log(f"[{folder}] {len(files)} input file(s) -> {storage.uri}/{folder}/")
     if finished:
-        log(f"[filter] resuming: {len(finished)} file(s) already done, {len(todo)} to go")
+        log(f"[{folder}] resuming: {len(finished)} file(s) already done, {len(todo)} to go")
     started = time.time()
     results: list[dict[str, Any]] = [{**r, "resumed": True} for r in finished.values()]
-    tracker = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log, emit=progress)
+    tracker = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log, emit=progress, stage=folder)
 
     batch: dict[str, dict[str, Any]] = {}        # markers of finished files, gathered into one file every BATCH
 
@@ -50,7 +94,7 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
         results.append(result)
         tracker.update(result)
         if result["status"] != "ok":
-            log(f"[filter] FAILED {result['uri']}: {result['error']}")
+            log(f"[{folder}] FAILED {result['uri']}: {result['error']}")
         else:
             batch[shard_prefix(uri)] = result
             if len(batch) >= BATCH:
@@ -61,21 +105,22 @@ def run_filter_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, wor
     if todo:
         with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
             runtime.start()
-            log(f"[filter] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
-            runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host)
+            log(f"[{folder}] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
+            runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host,
+                              kind=kind, folder=folder)
     if batch:
         state.consolidate(f"files-{min(batch)}", batch)
     order = {redact(uri): i for i, uri in enumerate(files)}
     results.sort(key=lambda r: order.get(r["uri"], 0))
     summary = summarise(results, time.time() - started,
-                        extra={"stage": "filter", "config_fingerprint": state.fingerprint, "labels": labels(cfg),
-                               "files_resumed": len(finished), "output": f"{storage.uri}/{FILTERED_DIR}",
-                               **memory_report(results, cfg, "filter", log)})
-    storage.write_json(f"{FILTERED_DIR}/{STATS}", summary)
+                        extra={"stage": kind, "config_fingerprint": state.fingerprint, "labels": labels(cfg),
+                               "files_resumed": len(finished), "output": f"{storage.uri}/{folder}",
+                               **memory_report(results, cfg, folder, log)})
+    storage.write_json(f"{folder}/{STATS}", summary)
     if not summary["totals"]["files_failed"]:
         # the manifest says "complete": only when every input file is in
-        entries = [e for r in results for e in r.get("shards", []) if e["path"].startswith(FILTERED_DIR + "/")]
-        write_manifest(storage, "filter", FILTERED_DIR, entries, config_fingerprint=state.fingerprint)
+        entries = [e for r in results for e in r.get("shards", []) if e["path"].startswith(folder + "/")]
+        write_manifest(storage, kind, folder, entries, config_fingerprint=state.fingerprint)
     else:
-        storage.delete(f"{FILTERED_DIR}/{MANIFEST}")
+        storage.delete(f"{folder}/{MANIFEST}")
     return summary

@@ -31,8 +31,15 @@ def _stages_for(cfg: dict[str, Any], blocklist) -> Pipeline:
     return _STAGES_CACHE[key]
 
 
-def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist) -> dict[str, Any]:
-    return _with_peak_rss(filter_file(uri, cfg, output, _stages_for(cfg, blocklist)))
+def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist, kind: str = "filter",
+                 folder: str | None = None) -> dict[str, Any]:
+    """One input file: the filter pass over a WARC, or (`documents`) document stages over a Parquet file."""
+    stages = _stages_for(cfg, blocklist)
+    if kind == "documents":
+        from .documents_pass import documents_file
+
+        return _with_peak_rss(documents_file(uri, cfg, output, stages, folder))
+    return _with_peak_rss(filter_file(uri, cfg, output, stages))
 
 
 def _with_peak_rss(result: Any) -> Any:
@@ -219,7 +226,8 @@ class RayRuntime:
         return _run_map(self, fn, arg_list, max_retries, on_result)
 
     def map_files(self, uris: list[str], cfg: dict[str, Any], output: str, blocklist,
-                  on_result: Callable[[dict[str, Any], str], None], per_host: int | None = None) -> None:
+                  on_result: Callable[[dict[str, Any], str], None], per_host: int | None = None,
+                  kind: str = "filter", folder: str | None = None) -> None:
         """Run the filter pass over `uris`, results (and their input) to `on_result` as they finish.
 
         At most 2 × slots tasks are in flight, and at most `per_host` of them read from the same remote
@@ -239,7 +247,7 @@ class RayRuntime:
         queue = list(uris)
         while queue or pending:
             for uri in take_schedulable(queue, len(pending), 2 * self.slots, per_host_running, per_host):
-                pending[task.remote(uri, cfg_ref, output, blocklist_ref)] = uri
+                pending[task.remote(uri, cfg_ref, output, blocklist_ref, kind, folder)] = uri
             try:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             except Exception as exc:              # the driver lost its cluster

@@ -275,6 +275,7 @@ class Extractor:
 # -- stage contract (stages/contract.py) ------------------------------------------------------------------
 NAME = "extract"
 EDITS_TEXT = True
+READS_HTML = True          # needs the page: runs in the filter stage only, not over Parquet
 VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "text extraction"
 CONFIG = ExtractConfig

@@ -8,6 +8,7 @@ from .contract import Stage, passes
 from .langid import PreExtractionCheck, shared_identifier
 
 NAME = "pre_langid"
+READS_HTML = True          # needs the page: runs in the filter stage only, not over Parquet
 VERSION = 1                # the resume fingerprint covers it: bump it when what the stage writes changes
 LABEL = "language pre-check"
 READS = ("langid", "extract")
