@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refinedweb.dedup.kernels.components import connected_components, duplicates_to_remove
+from refinedweb.dedup.kernels.components import connected_components
 from refinedweb.dedup.kernels.url_keys import url_hash
 from refinedweb.urls import dedup_key
 
@@ -71,6 +71,12 @@ def test_components_match_a_reference_on_random_graphs():
         edges = rng.integers(0, n, size=(int(rng.integers(1, 120)), 2)).astype(np.uint64) * np.uint64(2**33 + 7)
         nodes, roots = connected_components(edges)
         assert dict(zip(nodes.tolist(), roots.tolist())) == _reference_components(edges)
+
+
+def duplicates_to_remove(edges: np.ndarray) -> tuple[np.ndarray, int]:
+    """Node keys that are not their component's survivor, and the number of components (as cc_in_memory)."""
+    nodes, roots = connected_components(edges)
+    return nodes[nodes != roots], int(len(np.unique(roots)))
 
 
 def test_long_chain_and_survivor_is_smallest_key():

@@ -244,16 +244,6 @@ def test_output_without_a_run_record_is_not_mixed_into(tmp_path):
     assert "without a run record" in result.stderr
 
 
-def test_output_of_the_older_layout_is_refused_in_one_line(tmp_path):
-    """Run state used to sit beside the shards (`_run.json`, `_done/`): such a folder is not resumed blindly."""
-    out = tmp_path / "out"
-    (out / "filtered").mkdir(parents=True)
-    (out / "filtered" / "_run.json").write_text("{}")
-    result = run(out)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "older refinedweb" in result.stderr and "--overwrite" in result.stderr
-
-
 def test_a_dedup_task_that_fails_for_good_stops_the_run_in_one_line_saying_to_rerun(tmp_path):
     """A Parquet input whose footer is fine but whose data pages are corrupt: the plan (footers) passes,
     the scan task fails; the run stops with exit 1 and one line, not a traceback."""

@@ -45,7 +45,7 @@ def test_config_from_the_paper_defaults(cfg_section):
     assert config.blocklist == ("~/.cache/refinedweb/blocklists/ut1/blacklists.tar.gz",)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.enabled = False
-    assert len(config.words("hard_words")) == 203 and "porn" in config.words("hard_words")
+    assert config.words("hard_words") == bundled_words("hard_words") and "porn" in config.words("hard_words")
     assert "#ass" not in config.words("hard_words") and "ass" in config.words("soft_words")
 
 
@@ -89,10 +89,19 @@ def test_word_list_from_a_file(tmp_path):
     assert f.check("http://example.com/comment") is None
 
 
-def test_bundled_lists_are_the_datatrove_ones():
-    assert len(bundled_words("hard_words")) == 203          # 216 lines, 13 disabled with '#'
-    assert len(bundled_words("soft_words")) == 88            # 89 lines, '#horny' disabled
-    assert len(bundled_words("banned_subwords")) == 134      # 135 lines, '#hot carl' disabled
+@pytest.mark.parametrize("key,file", [("hard_words", "banned_words.txt"), ("soft_words", "soft_banned_words.txt"),
+                                      ("banned_subwords", "banned_subwords.txt")])
+def test_a_bundled_list_is_every_line_of_its_file_but_the_disabled_ones(key, file):
+    """Each word of the bundled FineWeb/datatrove file is in the list; a line disabled with '#' is not, nor is
+    its word (unless the file also lists it enabled); nothing else is."""
+    from importlib import resources
+
+    lines = [l.strip() for l in (resources.files("refinedweb") / "resources" / "url_words" / file).read_text().splitlines()]
+    enabled = [l for l in lines if l and not l.startswith("#")]
+    disabled = {l[1:].strip() for l in lines if l.startswith("#")} - set(enabled)
+    words = bundled_words(key)
+    assert list(words) == enabled
+    assert disabled and not disabled & set(words)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -92,8 +92,8 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
 
 
 def part_tails(finished: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tails a finished part left (a run resumed from an older version recorded one, as `tail`)."""
-    return list(finished.get("tails") or ([finished["tail"]] if finished.get("tail") else []))
+    """The tails (last, partly filled shards) a finished part left: one, or one per language."""
+    return list(finished.get("tails", []))
 
 
 def plan_tail_merges(tails: list[dict[str, Any]], limits: ShardLimits) -> list[list[dict[str, Any]]]:

@@ -22,7 +22,8 @@ from ..io.parquet import ShardLimits
 from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
 from ..stats import STATS
-from .ray_runner import RayRuntime, memory_report
+from .memory import memory_report
+from .ray_runner import RayRuntime
 from .run_state import StageState, dedup_sections, digest, write_marker
 from .units import Units
 

@@ -20,7 +20,9 @@ from ..stages.contract import check_stages, labels, stage_entries, stage_modules
 from ..stats import STATS, summarise
 from .documents_pass import text_column_missing
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
-from .ray_runner import Progress, RayRuntime, memory_report
+from .memory import memory_report
+from .progress import Progress
+from .ray_runner import RayRuntime
 from .run_state import StageState, filter_sections
 from .units import BATCH
 

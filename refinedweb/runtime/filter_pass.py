@@ -1,6 +1,7 @@
-"""The filter stage for one input file: read → URL filter → extract → language ID → repetition →
-quality → line-wise corrections → token count → Parquet. One streaming pass, no Ray here: the Ray
-layer (`runtime/ray_runner.py`) calls `filter_file` in a task per input file.
+"""The filter stage for one input file: read (WARC records -> pages), then the document stages of
+`filter.stages` in order (`PipelineRun`), then Parquet. One streaming pass, no Ray here: the Ray layer
+(`runtime/ray_runner.py`) calls `filter_file` in a task per input file. `documents_pass.py` runs the same
+stages over Parquet that already exists.
 """
 
 from __future__ import annotations

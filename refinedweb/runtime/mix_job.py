@@ -18,7 +18,8 @@ from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..mix.plan import MixConfig, RowGroup, apply_cut, assign, select
 from ..mix.tasks import CORPUS, TOKENS, WORK, row_tokens, scan_file, write_shard
-from .ray_runner import RayRuntime, memory_report
+from .memory import memory_report
+from .ray_runner import RayRuntime
 from .run_state import StageState
 from .units import Units
 

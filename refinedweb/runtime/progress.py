@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ..io.remote import scrub
 
@@ -94,3 +94,33 @@ class Reporter:
 def format_progress(event: dict[str, Any]) -> str:
     return (f"[{event['stage']}] files {event['files_done']}/{event['files_total']}  records {event['records']:,}"
             f"  kept {event['kept']:,}  {event['records_per_second']:,.0f} records/s  ETA {event['eta_seconds'] or 0:,.0f}s")
+
+
+class Progress:
+    """Driver-side progress of a stage: files done / total, documents, docs/s and ETA, emitted at most every
+    `every_seconds` (and at the end) to `emit`, or as a plain log line when no `emit` is given."""
+
+    def __init__(self, total_files: int, every_seconds: float, log: Callable[[str], None],
+                 emit: Callable[[dict[str, Any]], None] | None = None, stage: str = "filter"):
+        self.total = total_files
+        self.every = every_seconds
+        self.emit = emit or (lambda event: log(format_progress(event)))
+        self.stage = stage
+        self.started = time.time()
+        self.last = 0.0
+        self.files = 0
+        self.records = 0
+        self.kept = 0
+
+    def update(self, result: dict[str, Any]) -> None:
+        self.files += 1
+        self.records += result.get("records", 0)
+        self.kept += result.get("kept", 0)
+        now = time.time()
+        if now - self.last >= self.every or self.files == self.total:
+            self.last = now
+            elapsed = max(now - self.started, 1e-9)
+            self.emit({"stage": self.stage, "files_done": self.files, "files_total": self.total,
+                       "records": self.records, "kept": self.kept,
+                       "records_per_second": round(self.records / elapsed, 1),
+                       "eta_seconds": round((self.total - self.files) * elapsed / self.files, 1) if self.files else None})

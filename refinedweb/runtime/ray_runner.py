@@ -1,4 +1,6 @@
-"""The only module that knows Ray: runs the per-file filter pass as Ray tasks.
+"""Where the runtime meets Ray (the only module that imports it, with `jobs.py` for the Jobs API): which Ray a
+run uses, and its tasks: a task per input file (the filter pass over a WARC, or document stages over a Parquet
+file: `map_files`) and a task per unit of a corpus-level phase (dedup, mix: `map`).
 
 Which Ray: `--ray-address` if given (`local` forces a new embedded instance), else `RAY_ADDRESS` (Ray sets
 it for a job's driver, so a submitted run joins the cluster it was submitted to), else embedded Ray
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from contextlib import contextmanager
 from typing import Any, Callable
 
@@ -47,30 +48,11 @@ def _with_peak_rss(result: Any) -> Any:
     if isinstance(result, dict):
         import ray
 
+        from .memory import peak_rss_mb
+
         result["worker_peak_rss_mb"] = peak_rss_mb()
         result["worker_node"] = ray.get_runtime_context().get_node_id()[:12]
     return result
-
-
-def memory_report(results: list[dict[str, Any]], cfg: dict[str, Any], stage: str,
-                  log: Callable[[str], None]) -> dict[str, Any]:
-    """The largest worker peak RSS of a stage's tasks, against `run.worker_memory_mb` (logged when above), and
-    the Ray nodes this run's tasks ran on."""
-    peaks = [r["worker_peak_rss_mb"] for r in results if r.get("worker_peak_rss_mb") is not None]
-    peak = max(peaks) if peaks else None
-    cap = cfg["run"].get("worker_memory_mb")
-    if peak is not None and cap and peak > cap:
-        log(f"[{stage}] WARNING: a worker peaked at {peak:,.0f} MB, above run.worker_memory_mb={cap}")
-    nodes = sorted({r["worker_node"] for r in results if r.get("worker_node") and not r.get("resumed")})
-    return {"worker_peak_rss_mb": peak, "worker_memory_mb": cap, "worker_nodes": nodes}
-
-
-def peak_rss_mb() -> float:
-    import resource
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 EMBEDDED = "local"
@@ -325,35 +307,3 @@ def take_schedulable(queue: list[str], in_flight: int, max_in_flight: int, per_h
 def _short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return scrub(f"{type(exc).__name__}: {text[-1] if text else ''}")[:500]
-
-
-class Progress:
-    """Driver-side progress of a stage: files done / total, documents, docs/s and ETA, emitted at most every
-    `every_seconds` (and at the end) to `emit`, or as a plain log line when no `emit` is given."""
-
-    def __init__(self, total_files: int, every_seconds: float, log: Callable[[str], None],
-                 emit: Callable[[dict[str, Any]], None] | None = None, stage: str = "filter"):
-        from .progress import format_progress
-
-        self.total = total_files
-        self.every = every_seconds
-        self.emit = emit or (lambda event: log(format_progress(event)))
-        self.stage = stage
-        self.started = time.time()
-        self.last = 0.0
-        self.files = 0
-        self.records = 0
-        self.kept = 0
-
-    def update(self, result: dict[str, Any]) -> None:
-        self.files += 1
-        self.records += result.get("records", 0)
-        self.kept += result.get("kept", 0)
-        now = time.time()
-        if now - self.last >= self.every or self.files == self.total:
-            self.last = now
-            elapsed = max(now - self.started, 1e-9)
-            self.emit({"stage": self.stage, "files_done": self.files, "files_total": self.total,
-                       "records": self.records, "kept": self.kept,
-                       "records_per_second": round(self.records / elapsed, 1),
-                       "eta_seconds": round((self.total - self.files) * elapsed / self.files, 1) if self.files else None})

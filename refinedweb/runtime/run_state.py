@@ -27,7 +27,6 @@ from ..io.storage import safe_name
 
 RUN_RECORD = f"{META}/run.json"
 DONE_DIR = f"{META}/done"
-LEGACY_RUN_RECORD = "_run.json"      # refinedweb before 0.2 kept run state beside the shards
 
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
 DEDUP_SECTIONS = ("dedup", "tokens", "output", "langid.partition_by_language")   # a section or one key
@@ -118,9 +117,6 @@ class StageState:
             for folder in folders:
                 self.storage.delete_tree(folder)
             log(f"[{self.folder}] --overwrite: removed earlier output under {self.storage.uri}/{self.folder}/")
-        if self.storage.exists(f"{self.folder}/{LEGACY_RUN_RECORD}"):
-            raise UserError(f"{self.storage.uri}/{self.folder} was written by an older refinedweb (run state in "
-                            f"{LEGACY_RUN_RECORD} beside the shards); use --overwrite to start over, or another --output")
         record = self._read_record()
         if record is not None:
             old = record.get("settings", {})

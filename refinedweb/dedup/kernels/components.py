@@ -41,12 +41,6 @@ def connected_components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nodes, nodes[parent]
 
 
-def duplicates_to_remove(edges: np.ndarray) -> tuple[np.ndarray, int]:
-    """Node keys that are not their component's survivor, and the number of components."""
-    nodes, roots = connected_components(edges)
-    return nodes[nodes != roots], int(len(np.unique(roots)))
-
-
 # ------------------------------------------------------------------------------------------------------
 # Distributed: large-star / small-star (Kiveris et al. 2014, "Connected Components in MapReduce and
 # Beyond"). The edges live in partitions by node; each step is one task per partition. Alternating the

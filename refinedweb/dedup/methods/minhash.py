@@ -89,7 +89,7 @@ def minhash_bucket(bucket: int, passes: int, cfg: dict[str, Any], output: str) -
     edges = np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), np.uint64)
     pairs = len(edges)
     if cfg["dedup"]["minhash"]["jaccard_check"]:
-        _edgesto_parts(storage, corpus, f"{WORK}/minhash/check/a", f"b{bucket:05d}", edges)
+        _pairs_to_parts(storage, corpus, f"{WORK}/minhash/check/a", f"b{bucket:05d}", edges)
     else:
         edges = _reduce_to_stars(edges)
         _to_round(storage, corpus, 0, "ls", f"b{bucket:05d}", edges)
@@ -140,7 +140,7 @@ def _to_round(storage, corpus: Corpus, round_: int, step: str, name: str, edges:
     _route(storage, f"{WORK}/minhash/cc/r={round_:03d}/{step}", name, edges, corpus.parts)
 
 
-def _edgesto_parts(storage, corpus: Corpus, folder: str, name: str, edges: np.ndarray) -> None:
+def _pairs_to_parts(storage, corpus: Corpus, folder: str, name: str, edges: np.ndarray) -> None:
     """Save pairs under `<folder>/p=P/from=<name>.npy` by the part of their first (earlier) document."""
     parts = corpus.part_of(edges[:, 0].astype(np.int64)) if len(edges) else np.empty(0, np.int64)
     for p in np.unique(parts):
