@@ -1,4 +1,4 @@
-"""Exact-substring deduplication throughput on one core (refinedweb/dedup/exact_substring.py), end to end:
+"""Exact-substring deduplication throughput on one core (the suffix-array reference, refinedweb/dedup/reference/suffix_array.py), end to end:
 GPT-2 tokenisation + suffix array + LCP + finding spans + removing them from the text.
 
     .venv/bin/python benchmarks/exact_substring_speed.py [--mb 30] [--repeats 3] [--corpus mixed|english]

@@ -46,7 +46,7 @@ def main(target: str) -> None:
             stats = json.loads((out / stage / ".refinedweb" / "stats.json").read_text())
             report[stage] = {"shards": {s["path"]: s["sha256"] for s in manifest["shards"]},
                              "stages": {name: {k: v for k, v in st.items() if k not in ("seconds", "docs_per_second")}
-                                        for name, st in stats["stages"].items()}}
+                                        for name, st in stats.get("stages", stats.get("methods", {})).items()}}
         dropped = sorted(p.relative_to(out).as_posix() for p in (out / "dropped").glob("*.parquet"))
         import hashlib
 

@@ -31,7 +31,7 @@ class Corpus:
     parts: int
     schema_hex: str = ""           # the inputs' unified Arrow schema (IPC bytes, hex): every output row gets it
     text_bytes: int = 0            # uncompressed bytes of the text column (from the footers)
-    buckets: dict = field(default_factory=dict)    # shuffle buckets per sub-stage (see `plan_buckets`)
+    buckets: dict = field(default_factory=dict)    # shuffle buckets per method (`runtime/dedup_job.plan_work`)
 
     @property
     def documents(self) -> int:

@@ -3,7 +3,7 @@
 scan: a 64-bit hash of every in-document 50-token window -> buckets (parts); bucket: windows whose hash
 occurs twice or more -> marked (remove_all: every occurrence; keep_first: all but the earliest); marks are
 merged into one sorted file per part, and the union of a document's marked windows is cut (`Cuts`).
-The suffix-array reference it is tested against is `dedup/exact_substring.py`.
+Kernels: `dedup/kernels/windows.py`; the suffix-array reference it is tested against: `dedup/reference/suffix_array.py`.
 """
 
 from __future__ import annotations
