@@ -30,7 +30,7 @@ def run_cli(*args, timeout=600, env=None):
     (["run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", "out", "--workers", "0"],
      "expected a number >= 1"),
     (["run", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"), "--output", "out", "--stage", "nope"],
-     "invalid choice"),
+     "filter.stages: no stage 'nope'"),
     (["run", "--input", "s3x://bucket/key", "--output", "out"], "unsupported input URI scheme"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -129,7 +129,7 @@ def test_e2e_stage_all_deduplicates_the_filtered_output(e2e_run):
     assert dedup["totals"]["docs_in"] == filtered["totals"]["kept"]
     rows = ds.dataset(str(out / "dedup"), format="parquet", exclude_invalid_files=True).count_rows()
     assert rows == dedup["totals"]["docs_out"] > 0
-    assert "dedup stage" in result.stdout and result.stdout.count("Parquet:") == 2
+    assert "dedup method" in result.stdout and result.stdout.count("Parquet:") == 2
 
 
 def test_e2e_dropped_documents_are_auditable(e2e_run):

@@ -20,11 +20,11 @@ import pyarrow as pa
 from ..documents import Document
 from ..io.parquet import DROPPED_SCHEMA, ShardLimits, ShardWriter, conform
 from ..io.random_access import open_parquet
-from ..io.remote import FetchConfig, redact, scrub
+from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..stages.contract import READ
 from ..stats import FileAccount
-from .filter_pass import DROPPED_DIR, Chunk, Pipeline, StageErrors, shard_prefix, with_signals
+from .filter_pass import DROPPED_DIR, Chunk, Pipeline, close_file, file_failure, shard_prefix, with_signals
 from .run_state import write_marker
 
 LANGUAGE_FOLDER = re.compile(r"(?:^|/)(lang=[^/]+)/")
@@ -71,16 +71,9 @@ def documents_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline,
         for batch in parquet.iter_batches(batch_size=stages.chunk, use_threads=False):
             account.bytes_in += batch.nbytes
             write(run.feed(_read_chunk(pa.Table.from_batches([batch]), account, source)))
-        write(run.flush())
-        broken = account.error_share_exceeded(stages.max_error_fraction)
-        if broken:
-            raise StageErrors(broken)
-        for writer in writers.values():
-            account.shards.extend(writer.close())
+        close_file(run, write, stages, account, writers)
     except Exception as exc:
-        for writer in writers.values():
-            writer.abort()
-        status, error = "failed", scrub(str(exc) if isinstance(exc, StageErrors) else f"{type(exc).__name__}: {exc}")
+        status, error = "failed", file_failure(exc, writers)
     result = account.to_dict(status, error)
     if status == "ok":
         write_marker(storage, folder, prefix, result)        # last: a file with a marker is never redone

@@ -74,6 +74,7 @@ def run_document_stages(entries: list[str], inputs: list[str], output: str, cfg:
 def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, kind: str, *, fetch: FetchConfig,
               workers, ray_address, log, runtime, overwrite, progress) -> dict[str, Any]:
     """One task per input file (`kind`: filter_file or documents_file) into `<output>/<folder>/`, resumable."""
+    tag = "filter" if kind == "filter" else folder          # the log lines' prefix
     storage = open_storage(output, fetch)
     state = StageState(storage, folder, cfg, filter_sections(cfg), versions(cfg))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
@@ -83,12 +84,12 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     url_cfg = cfg["url_filter"]
     wants_blocklist = bool(todo and "url_filter" in stage_entries(cfg) and url_cfg["enabled"] and url_cfg["blocklist"])
     blocklist = load_blocklist(url_cfg["blocklist"], url_cfg["categories"]) if wants_blocklist else None
-    log(f"[{folder}] {len(files)} input file(s) -> {storage.uri}/{folder}/")
+    log(f"[{tag}] {len(files)} input file(s) -> {storage.uri}/{folder}/")
     if finished:
-        log(f"[{folder}] resuming: {len(finished)} file(s) already done, {len(todo)} to go")
+        log(f"[{tag}] resuming: {len(finished)} file(s) already done, {len(todo)} to go")
     started = time.time()
     results: list[dict[str, Any]] = [{**r, "resumed": True} for r in finished.values()]
-    tracker = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log, emit=progress, stage=folder)
+    tracker = Progress(len(todo), float(cfg["run"]["progress_every_seconds"]), log, emit=progress, stage=tag)
 
     batch: dict[str, dict[str, Any]] = {}        # markers of finished files, gathered into one file every BATCH
 
@@ -96,7 +97,7 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
         results.append(result)
         tracker.update(result)
         if result["status"] != "ok":
-            log(f"[{folder}] FAILED {result['uri']}: {result['error']}")
+            log(f"[{tag}] FAILED {result['uri']}: {result['error']}")
         else:
             batch[shard_prefix(uri)] = result
             if len(batch) >= BATCH:
@@ -107,7 +108,7 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     if todo:
         with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
             runtime.start()
-            log(f"[{folder}] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
+            log(f"[{tag}] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
             runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host,
                               kind=kind, folder=folder)
     if batch:
@@ -117,7 +118,7 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     summary = summarise(results, time.time() - started,
                         extra={"stage": kind, "config_fingerprint": state.fingerprint, "labels": labels(cfg),
                                "files_resumed": len(finished), "output": f"{storage.uri}/{folder}",
-                               **memory_report(results, cfg, folder, log)})
+                               **memory_report(results, cfg, tag, log)})
     storage.write_json(f"{folder}/{STATS}", summary)
     if not summary["totals"]["files_failed"]:
         # the manifest says "complete": only when every input file is in

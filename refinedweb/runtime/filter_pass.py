@@ -250,17 +250,10 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline) ->
                     write(run.feed(_read_chunk(items, account, source)))
                     items = []
             write(run.feed(_read_chunk(items, account, source)))
-        write(run.flush())
-        broken = account.error_share_exceeded(stages.max_error_fraction)
-        if broken:
-            raise StageErrors(broken)
-        for writer in writers.values():
-            account.shards.extend(writer.close())
+        close_file(run, write, stages, account, writers)
     except Exception as exc:
         _note_fetch(account, stream)
-        for writer in writers.values():
-            writer.abort()
-        status, error = "failed", scrub(str(exc) if isinstance(exc, StageErrors) else f"{type(exc).__name__}: {exc}")
+        status, error = "failed", file_failure(exc, writers)
     else:
         _note_fetch(account, stream)
     result = account.to_dict(status, error)
@@ -268,6 +261,25 @@ def filter_file(uri: str, cfg: dict[str, Any], output: str, stages: Pipeline) ->
         # The completion marker comes last: a file with a marker is never redone by a re-run.
         write_marker(storage, FILTERED_DIR, prefix, result)
     return result
+
+
+def close_file(run: PipelineRun, write: Callable[[list[Chunk]], None], stages: Pipeline, account: FileAccount,
+               writers: dict[str, ShardWriter]) -> None:
+    """The end of an input file: the stages' last batches written, the error share checked (a broken stage
+    fails the file), the shards committed into the file's accounting."""
+    write(run.flush())
+    broken = account.error_share_exceeded(stages.max_error_fraction)
+    if broken:
+        raise StageErrors(broken)
+    for writer in writers.values():
+        account.shards.extend(writer.close())
+
+
+def file_failure(exc: Exception, writers: dict[str, ShardWriter]) -> str:
+    """A failed file leaves nothing behind (its committed shards deleted); the one line that says why."""
+    for writer in writers.values():
+        writer.abort()
+    return scrub(str(exc) if isinstance(exc, StageErrors) else f"{type(exc).__name__}: {exc}")
 
 
 def _read_chunk(items: list, account: FileAccount, source: str) -> Chunk:

@@ -33,16 +33,9 @@ of the concatenation in input order, i.e. ordered by document, then by position 
   first occurrence of a window is never marked as that window, but its tokens can still be removed when they
   are also covered by another window that is itself a later copy.
 
-Removed token positions are merged into maximal ranges (overlapping and adjacent ones merge), per document.
-
-Mapping back to text: byte offsets of tokens are the cumulative byte lengths of the token ids (byte-level
-BPE: the concatenated bytes of a document's tokens are exactly its UTF-8 encoding). A removed byte range
-removes exactly the characters whose bytes lie entirely inside it; a character split between a removed
-and a kept token (possible for multi-byte characters: CJK, emoji) is kept whole, so the result is always
-valid text and no character is ever cut. At each cut, the whitespace on both sides of it and at the edges
-of the removed text is merged into one separator: two or more newlines become ``"\\n\\n"``, one newline
-``"\\n"``, other whitespace one space, none nothing (a cut inside a word); then the document is stripped.
-Nothing else in the text changes. Untouched documents are returned unchanged (same object).
+Removed token positions are merged into maximal ranges per document and mapped back to characters exactly as
+`dedup/kernels/windows.py` states (no character ever cut, whitespace at each cut merged into one separator).
+Untouched documents are returned unchanged (same object).
 
 ``min_words``: a document from which something was removed is dropped (``None``) when fewer than
 ``min_words`` whitespace-separated words remain. Documents with nothing removed are never dropped here
