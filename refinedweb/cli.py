@@ -1,4 +1,4 @@
-"""Command line: `refinedweb run|mix|submit|status|logs|report|stats|crawls|blocklist …`. User mistakes print
+"""Command line: `refinedweb run|mix|tokenize|submit|status|logs|report|stats|crawls|blocklist …`. User mistakes print
 one line and exit 2; a run stopped by a failure that a re-run resumes prints one line and exits 1."""
 
 from __future__ import annotations
@@ -64,6 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--ray-address", help=RAY_ADDRESS_HELP)
     mix.add_argument("--overwrite", action="store_true", help="delete an earlier mix in OUTPUT and start over")
     mix.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
+                     help="log format: JSON lines for batch jobs, otherwise plain")
+
+    tok = sub.add_parser("tokenize", help="tokenize documents (Parquet or JSONL) into Megatron or nanotron shards")
+    tok.add_argument("--input", nargs="+", required=True, metavar="URI",
+                     help="Parquet or JSONL (.jsonl[.gz|.zst]) files, folders or globs, local or s3:// (e.g. OUT/mix)")
+    tok.add_argument("--output", required=True, metavar="URI", help="writes OUTPUT/tokenized/ (local or s3://)")
+    tok.add_argument("--tokenizer", help="gpt2, or a HF tokenizer.json (file or folder, local or s3://); "
+                                         "nothing is downloaded (default: tokenize.tokenizer)")
+    tok.add_argument("--format", choices=["megatron", "nanotron"], help="default: tokenize.format (megatron)")
+    tok.add_argument("--seed", type=int, help="the shuffle's seed (default: tokenize.seed)")
+    tok.add_argument("--no-shuffle", action="store_true", help="keep the input order (default: a seeded random "
+                                                               "order across the whole input)")
+    tok.add_argument("--config", help="YAML config (for tokenize.*, run.*, fetch.*, s3.*)")
+    tok.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    tok.add_argument("--workers", type=_positive_int, help="Ray CPUs to use (default: all cores)")
+    tok.add_argument("--ray-address", help=RAY_ADDRESS_HELP)
+    tok.add_argument("--limit", type=_positive_int, help="take only the first N input files")
+    tok.add_argument("--overwrite", action="store_true", help="delete an earlier OUTPUT/tokenized/ and start over")
+    tok.add_argument("--progress", choices=["auto", "bar", "plain", "json", "off"], default="auto",
                      help="log format: JSON lines for batch jobs, otherwise plain")
 
     crawls = sub.add_parser("crawls", help="list CommonCrawl crawls, or (--pending) those OUTPUT has not processed yet")
@@ -212,6 +231,35 @@ def _cmd_mix(args) -> int:
     return EXIT_OK
 
 
+def _cmd_tokenize(args) -> int:
+    from .config import load_config
+    from .runtime.progress import Reporter
+    from .runtime.tokenize_job import run_tokenize
+
+    overrides = list(args.overrides)
+    for key, value in (("tokenizer", args.tokenizer), ("format", args.format), ("seed", args.seed)):
+        if value is not None:
+            overrides.append(f"tokenize.{key}={value}")
+    if args.no_shuffle:
+        overrides.append("tokenize.shuffle=false")
+    cfg = load_config(args.config, overrides)
+    reporter = Reporter("json" if args.progress == "json" else "plain")
+    try:
+        summary = run_tokenize(args.input, args.output, cfg, workers=args.workers or cfg["run"]["workers"],
+                               ray_address=args.ray_address, limit=args.limit, log=reporter.log,
+                               overwrite=args.overwrite)
+    finally:
+        reporter.close()
+    t = summary["totals"]
+    print(f"{t['documents']:,} documents, {t['tokens']:,} tokens ({summary['format']}, {summary['token_dtype']}, "
+          f"{summary['tokenizer']}) in {t['shards']} shard(s); skipped: {t['no_text']:,} without text, "
+          f"{t['bad_lines']:,} bad line(s)")
+    print(f"Tokens: {summary['output']}/  (manifest: {summary['output']}/.refinedweb/manifest.json)")
+    if summary.get("megatron_data_path"):
+        print(f"Megatron --data-path: $(cat {summary['megatron_data_path']})")
+    return EXIT_OK
+
+
 def _cmd_crawls(args) -> int:
     from .config import load_config
     from .crawls import list_crawls, pending
@@ -295,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_blocklist(args)
         if args.command == "stats":
             return _cmd_stats(args)
+        if args.command == "tokenize":
+            return _cmd_tokenize(args)
         if args.command == "mix":
             return _cmd_mix(args)
         if args.command == "report":
