@@ -4,6 +4,7 @@ one line and exit 2; a run stopped by a failure that a re-run resumes prints one
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Sequence
@@ -219,8 +220,9 @@ def _cmd_mix(args) -> int:
     from .runtime.mix_job import REPORT, run_mix
     from .runtime.progress import Reporter
 
+    log = Reporter("json" if args.progress == "json" else "plain").log
     report = run_mix(args.config, args.output, load_config(), workers=args.workers, ray_address=args.ray_address,
-                     overwrite=args.overwrite, log=Reporter("json" if args.progress == "json" else "plain").log)
+                     overwrite=args.overwrite, log=log)
     print(f"{'corpus':<24} {'weight':>7} {'share':>7} {'tokens':>16} {'documents':>12} {'epochs':>7}")
     for s in report["sources"]:
         print(f"{s['name']:<24} {100 * s['weight']:>6.2f}% {100 * s['share']:>6.2f}% {s['tokens']:>16,} "
@@ -228,6 +230,20 @@ def _cmd_mix(args) -> int:
     print(f"total {report['total_tokens']:,} tokens (target {report['total_tokens_target']:,}), "
           f"{report['documents']:,} documents in {report['shards']} shard(s)")
     print(f"Parquet: {args.output.rstrip('/')}/mix/  (report: {args.output.rstrip('/')}/{REPORT})")
+    from .runtime.mix_job import load_mix_config
+
+    data, _ = load_mix_config(args.config)
+    if data.get("tokenize"):                  # text and tokens in one job: the mix's own `tokenize:` section
+        from .runtime.tokenize_job import run_tokenize
+
+        if not isinstance(data["tokenize"], dict):
+            raise UserError(f"{args.config}: 'tokenize:' must be a mapping of tokenize.* settings")
+        cfg = load_config(overrides=[f"tokenize.{k}={json.dumps(v)}" for k, v in data["tokenize"].items()])
+        summary = run_tokenize([f"{args.output.rstrip('/')}/mix"], args.output, cfg, workers=args.workers,
+                               ray_address=args.ray_address, overwrite=args.overwrite, log=log)
+        t = summary["totals"]
+        print(f"tokenized: {t['documents']:,} documents, {t['tokens']:,} tokens ({summary['format']}) in "
+              f"{t['shards']} shard(s): {summary['output']}/")
     return EXIT_OK
 
 

@@ -211,7 +211,7 @@ def test_jsonl_as_it_comes(tmp_path):
     whole = gzip.compress(("\n".join(many) + "\n").encode())
     (folder / "c.jsonl.gz").write_bytes(whole[: len(whole) // 2])               # cut short
     (folder / "d.jsonl.zst").write_bytes(_zstd_frame(lines))
-    summary = tokenize(folder, tmp_path / "out", "tokenize.text_field=content", "tokenize.shuffle=false")
+    summary = tokenize(folder, tmp_path / "out", "inputs.text_field=content", "tokenize.shuffle=false")
     totals = summary["totals"]
     assert totals["bad_lines"] == 2 and totals["truncated_inputs"] == 1
     assert summary["bad_lines"][0].endswith("a.jsonl:2: not JSON (Expecting property name enclosed in double quotes: "

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import UserError
 
 MIX_KEYS = {"total_tokens", "seed", "shard_max_bytes", "shuffle_window_bytes", "allow_shortfall", "encoding", "sources"}
-SOURCE_KEYS = {"name", "input", "weight", "max_epochs"}
+SOURCE_KEYS = {"name", "input", "weight", "max_epochs", "text_field"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Source:
     input: str
     weight: float          # normalised: the weights of a mix sum to 1
     max_epochs: float = 1.0
+    text_field: str = "text"   # the field holding the text in the source's JSONL files
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,9 @@ class MixConfig:
                 raise UserError(f"mix.sources[{i}] ({name}): weight and max_epochs must be numbers") from None
             if weight <= 0 or epochs <= 0:
                 raise UserError(f"mix.sources[{i}] ({name}): weight and max_epochs must be > 0")
-            sources.append(Source(name, str(src["input"]), weight, epochs))
+            sources.append(Source(name, str(src["input"]), weight, epochs, str(src.get("text_field", "text"))))
         total_weight = sum(s.weight for s in sources)
-        sources = [Source(s.name, s.input, s.weight / total_weight, s.max_epochs) for s in sources]
+        sources = [Source(s.name, s.input, s.weight / total_weight, s.max_epochs, s.text_field) for s in sources]
         return cls(total_tokens=total, seed=int(mix.get("seed", 0)),
                    shard_max_bytes=int(mix.get("shard_max_bytes", 1 << 30)),
                    shuffle_window_bytes=int(mix.get("shuffle_window_bytes", 256 << 20)),

@@ -16,11 +16,13 @@ from ..dedup.methods import configured
 from ..dedup.methods import versions as method_versions
 from ..dedup.shuffle import passes_for, task_budget_bytes
 from ..errors import UserError
-from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
+from ..io.ingest import ingest_inputs
+from ..io.inputs import expand_inputs
 from ..io.manifest import write_manifest
 from ..io.parquet import ShardLimits
 from ..io.remote import FetchConfig, is_remote, redact
 from ..io.storage import open_storage
+from ..io.tables import TABLE_SUFFIXES, is_jsonl
 from ..stats import STATS
 from .memory import memory_report
 from .ray_runner import RayRuntime
@@ -56,19 +58,23 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     dcfg = cfg["dedup"]
     check_dedup_config(dcfg)
     fetch = FetchConfig.from_config(cfg)
-    files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
-    corpus = plan_corpus(files, fetch)
+    files = expand_inputs(inputs, suffixes=TABLE_SUFFIXES, limit=limit, fetch=fetch)
+    if not any(is_jsonl(f) for f in files):      # Parquet: a missing column is refused before anything is written
+        plan_corpus(files, fetch)
     methods = configured(cfg)
-    for method in methods.values():              # settings that need the input: refused before any work
-        check = getattr(method, "check", None)
-        if check is not None:
-            check(cfg, corpus)
     storage = open_storage(output, fetch)
     state = StageState(storage, DEDUP_DIR, cfg, dedup_sections(cfg), method_versions(cfg))
     state.prepare(overwrite, log, extra_folders=(ph.WORK,), inputs_digest=_inputs_digest(files, storage.uri))
     started = time.time()
     owned = runtime is None
     runtime = runtime or RayRuntime.for_config(cfg, workers, ray_address)
+    files, ingested = ingest_inputs(files, f"{ph.WORK}/jsonl", storage.uri, str(cfg["inputs"]["text_field"]), fetch,
+                                    runtime, int(cfg["run"]["max_retries"]), log)
+    corpus = plan_corpus(files, fetch)
+    for method in methods.values():              # settings that need the input: refused before any work
+        check = getattr(method, "check", None)
+        if check is not None:
+            check(cfg, corpus)
     budget = task_budget_bytes(cfg)
     plan = state.completed("plan-").get("plan-all")
     if plan is None:            # a resumed run keeps the plan its intermediate data was made with
@@ -108,6 +114,11 @@ def run_dedup_stage(inputs: list[str], output: str, cfg: dict[str, Any], *, work
     if units.resumed:
         log(f"[dedup] resumed: {units.resumed} unit(s) of work were already done by an earlier run")
     summary = _summarise(files, corpus.documents, finished, extras, time.time() - started)
+    if ingested:
+        summary["jsonl"] = {"files": len(ingested), "rows": sum(r["rows"] for r in ingested),
+                            "bad_lines": sum(r["notes"].get("bad_line", 0) for r in ingested),
+                            "truncated_inputs": sum(r["notes"].get("truncated_input", 0) for r in ingested),
+                            "bad_line_examples": [line for r in ingested for line in r["bad_lines"]][:100]}
     summary.update({"stage": "dedup", "config_fingerprint": state.fingerprint, "units_resumed": units.resumed,
                     "output": f"{storage.uri}/{DEDUP_DIR}", **memory_report(units.results, cfg, "dedup", log)})
     storage.write_json(f"{DEDUP_DIR}/{STATS}", summary)

@@ -10,11 +10,13 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from ..errors import UserError
-from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
+from ..io.ingest import ingest_inputs
+from ..io.inputs import expand_inputs
 from ..io.manifest import MANIFEST, write_manifest
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
+from ..io.tables import TABLE_SUFFIXES
 from ..stages.blocklist import load_blocklist
 from ..stages.contract import check_stages, labels, stage_entries, stage_modules, versions
 from ..stats import STATS, summarise
@@ -56,19 +58,28 @@ def run_document_stages(entries: list[str], inputs: list[str], output: str, cfg:
     check_stages(cfg)
     max_error_fraction(cfg)
     fetch = FetchConfig.from_config(cfg)
-    files = expand_inputs(inputs, suffixes=PARQUET_SUFFIXES, limit=limit, fetch=fetch)
+    files = expand_inputs(inputs, suffixes=TABLE_SUFFIXES, limit=limit, fetch=fetch)
+    folder = modules[-1].NAME
+    owned = runtime is None
+    runtime = runtime or RayRuntime.for_config(cfg, workers, ray_address)
+    files, ingested = ingest_inputs(files, f"_work/{folder}/jsonl", open_storage(output, fetch).uri,
+                                    str(cfg["inputs"]["text_field"]), fetch, runtime, int(cfg["run"]["max_retries"]), log)
     for uri in files:                            # a file without text is refused before any work
         try:
             schema = open_parquet(uri, fetch).schema_arrow
         except (OSError, pa.ArrowInvalid) as exc:
             raise UserError(f"cannot read Parquet input {redact(uri)}: {exc}") from None
         if text_column_missing(schema):
-            raise UserError(f"Parquet input {redact(uri)} has no string column 'text' for the document stages")
-    folder = modules[-1].NAME
-    if folder in (FILTERED_DIR, DROPPED_DIR, "dedup", "mix"):
+            raise UserError(f"Parquet input {redact(uri)} has no string column 'text' for the document stages "
+                            "(inputs.text_field renames the text of JSONL inputs only)")
+    if folder in (FILTERED_DIR, DROPPED_DIR, "dedup", "mix", "tokenized"):
         raise UserError(f"--stage {','.join(entries)}: the last stage's name '{folder}' is another stage's folder")
-    return _run_pass(files, output, cfg, folder, "documents", fetch=fetch, workers=workers, ray_address=ray_address,
-                     log=log, runtime=runtime, overwrite=overwrite, progress=progress)
+    with runtime.session(owned) as runtime:
+        summary = _run_pass(files, output, cfg, folder, "documents", fetch=fetch, workers=workers,
+                            ray_address=ray_address, log=log, runtime=runtime, overwrite=overwrite, progress=progress)
+    if ingested and not summary["totals"]["files_failed"]:
+        open_storage(output, fetch).delete_tree(f"_work/{folder}")
+    return summary
 
 
 def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, kind: str, *, fetch: FetchConfig,
@@ -76,7 +87,8 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     """One task per input file (`kind`: filter_file or documents_file) into `<output>/<folder>/`, resumable."""
     tag = "filter" if kind == "filter" else folder          # the log lines' prefix
     storage = open_storage(output, fetch)
-    state = StageState(storage, folder, cfg, filter_sections(cfg), versions(cfg))
+    sections = (*filter_sections(cfg), "inputs") if kind == "documents" else filter_sections(cfg)
+    state = StageState(storage, folder, cfg, sections, versions(cfg))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
     done = state.completed()
     finished = {uri: done[shard_prefix(uri)] for uri in files if shard_prefix(uri) in done}

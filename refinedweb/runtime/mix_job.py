@@ -11,11 +11,13 @@ import pyarrow as pa
 import yaml
 
 from ..errors import UserError
-from ..io.inputs import PARQUET_SUFFIXES, expand_inputs
+from ..io.ingest import ingest_inputs
+from ..io.inputs import expand_inputs
 from ..io.manifest import counts_by, write_manifest
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
+from ..io.tables import TABLE_SUFFIXES
 from ..mix.plan import MixConfig, RowGroup, apply_cut, assign, select
 from ..mix.tasks import CORPUS, TOKENS, WORK, row_tokens, scan_file, write_shard
 from .memory import memory_report
@@ -42,16 +44,21 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
             log: Callable[[str], None] = print) -> dict[str, Any]:
     data, mix = load_mix_config(config_path)
     fetch = FetchConfig.from_config(base_cfg)
-    sources_files = [expand_inputs([s.input], suffixes=PARQUET_SUFFIXES, fetch=fetch) for s in mix.sources]
+    sources_files = [expand_inputs([s.input], suffixes=TABLE_SUFFIXES, fetch=fetch) for s in mix.sources]
     storage = open_storage(output, fetch)
     state = StageState(storage, MIX_DIR, {"mix": data["mix"]}, ("mix",))
     state.prepare(overwrite, log, extra_folders=(WORK,))
     started = time.time()
-    log(f"[mix] {len(mix.sources)} source(s), {sum(map(len, sources_files))} Parquet file(s), "
-        f"{mix.total_tokens:,} tokens -> {storage.uri}/{MIX_DIR}/")
     runtime = RayRuntime.for_config(base_cfg, workers, ray_address)
     retries = int(base_cfg["run"]["max_retries"])
     with runtime.session(True):
+        ingested = []                          # JSONL sources as Parquet (row groups are taken at random)
+        for i, source in enumerate(mix.sources):
+            sources_files[i], records = ingest_inputs(sources_files[i], f"{WORK}/jsonl/s={i:03d}", storage.uri,
+                                                      source.text_field, fetch, runtime, retries, log)
+            ingested += records
+        log(f"[mix] {len(mix.sources)} source(s), {sum(map(len, sources_files))} Parquet file(s), "
+            f"{mix.total_tokens:,} tokens -> {storage.uri}/{MIX_DIR}/")
         jobs = [(s, i, uri, mix.encoding, fetch, storage.uri)
                 for s, files in enumerate(sources_files) for i, uri in enumerate(files)]
         scans = runtime.map(scan_file, jobs, retries)
@@ -89,6 +96,10 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
                               corpora=counts_by(entries, "corpora"))
     report = _report(mix, plans, manifest, time.time() - started, units.resumed)
     report.update(memory_report([*scans, *units.results], base_cfg, "mix", log))
+    if ingested:
+        report["jsonl"] = {"files": len(ingested), "rows": sum(r["rows"] for r in ingested),
+                           "bad_lines": sum(r["notes"].get("bad_line", 0) for r in ingested),
+                           "bad_line_examples": [line for r in ingested for line in r["bad_lines"]][:100]}
     storage.write_json(REPORT, report)
     storage.delete_tree(WORK)
     return report

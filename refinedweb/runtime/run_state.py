@@ -29,7 +29,7 @@ RUN_RECORD = f"{META}/run.json"
 DONE_DIR = f"{META}/done"
 
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
-DEDUP_SECTIONS = ("dedup", "tokens", "output", "langid.partition_by_language")   # a section or one key
+DEDUP_SECTIONS = ("dedup", "tokens", "output", "inputs", "langid.partition_by_language")   # a section or one key
 # inside those sections, but without effect on a finished stage's output: how the work is split (a resumed
 # dedup keeps the split its intermediate data was made with, `plan-all`) or kept, and when a file fails.
 # They may change between attempts: raising dedup.task_memory_mb after an out-of-memory failure resumes.

@@ -51,13 +51,13 @@ def run_tokenize(inputs: list[str], output: str, cfg: dict[str, Any], *, workers
     tokenizer = tokenizer_of(cfg, fetch)              # a bad tokenizer is one line here, before any work
     files = expand_inputs(inputs, suffixes=TABLE_SUFFIXES, limit=limit, fetch=fetch)
     storage = open_storage(output, fetch)
-    state = StageState(storage, TOKENIZED, cfg, ("tokenize",), {"tokenizer": tokenizer.identity})
+    state = StageState(storage, TOKENIZED, cfg, ("tokenize", "inputs"), {"tokenizer": tokenizer.identity})
     state.prepare(overwrite, log, extra_folders=(WORK,), inputs_digest=digest([redact(f) for f in files]))
     started = time.time()
     max_tokens = int(t["shard_max_tokens"])
     plan = state.completed("plan-").get("plan-all")
     if plan is None:
-        estimate = sum(_text_bytes(f, fetch, str(t["text_field"])) for f in files) / BYTES_PER_TOKEN
+        estimate = sum(_text_bytes(f, fetch, str(cfg["inputs"]["text_field"])) for f in files) / BYTES_PER_TOKEN
         plan = {"scan_shards": max(1, math.ceil(estimate / max_tokens)) if t["shuffle"] else 1}
         write_marker(storage, TOKENIZED, "plan-all", plan)
     log(f"[tokenize] {len(files)} input file(s), tokenizer {tokenizer.identity} (vocabulary {tokenizer.vocab_size:,}, "
@@ -131,7 +131,7 @@ def _text_bytes(uri: str, fetch: FetchConfig, text_field: str) -> float:
         meta = open_parquet(uri, fetch).metadata
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         if text_field not in names:
-            raise UserError(f"Parquet input {redact(uri)} has no column '{text_field}' (tokenize.text_field)")
+            raise UserError(f"Parquet input {redact(uri)} has no column '{text_field}' (inputs.text_field)")
         column = names.index(text_field)
         return float(sum(meta.row_group(g).column(column).total_uncompressed_size for g in range(meta.num_row_groups)))
     if is_remote(uri):

@@ -63,7 +63,7 @@ def scan_file(index: int, uri: str, shards: int, cfg: dict[str, Any], output: st
     corpora: dict[str, int] = {}                              # corpus name -> its index in this scan
     rows_seen = no_text = 0
     try:
-        for table in iter_tables(uri, fetch, BATCH_ROWS, notes, str(t["text_field"]), ["corpus"]):
+        for table in iter_tables(uri, fetch, BATCH_ROWS, notes, str(cfg["inputs"]["text_field"]), ["corpus"]):
             texts = table.column("text").to_pylist() if "text" in table.column_names else [None] * table.num_rows
             corpus = table.column("corpus").to_pylist() if "corpus" in table.column_names else None
             rows = np.arange(rows_seen, rows_seen + len(texts), dtype=np.int64)
