@@ -1,4 +1,4 @@
-"""Command line: `refinedweb run|mix|tokenize|submit|status|logs|report|stats|crawls|blocklist …`. User mistakes print
+"""Command line: `refinedweb run|mix|tokenize|inspect|submit|status|logs|report|stats|crawls|blocklist …`. User mistakes print
 one line and exit 2; a run stopped by a failure that a re-run resumes prints one line and exits 1."""
 
 from __future__ import annotations
@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="report.html and funnel.png of a run (funnel, drop reasons, languages, lengths)")
     report.add_argument("output", metavar="OUTPUT", help="the --output of a run (local or s3://)")
+
+    insp = sub.add_parser("inspect", help="sample documents of an output folder (filtered, dropped, dedup, mix, "
+                                          "tokenized, a document stage's), paged in a terminal")
+    insp.add_argument("path", metavar="PATH", help="an output root or one of its stage folders (local or s3://)")
+    insp.add_argument("--n", type=_positive_int, default=5, help="documents to show (default 5)")
+    insp.add_argument("--seed", type=int, default=0, help="which sample (default 0)")
+    insp.add_argument("--reason", help="dropped/: only this drop reason (e.g. too_few_words, or quality:too_few_words)")
+    insp.add_argument("--lang", help="only documents of this language")
+    insp.add_argument("--corpus", help="mix/ and tokenized/: only this mix source")
+    insp.add_argument("--chars", type=_positive_int, default=3000, help="characters of text shown per document")
 
     stats = sub.add_parser("stats", help="documents, tokens, bytes and languages of an output, from its manifests")
     stats.add_argument("output", metavar="OUTPUT", help="an output root (local or s3://) or one of its stage folders")
@@ -321,6 +331,22 @@ def _cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _cmd_inspect(args) -> int:
+    from .inspect import inspect
+    from .io.remote import FetchConfig
+    from .io.storage import open_existing
+
+    text = inspect(open_existing(args.path, FetchConfig()), "", args.n, args.seed, args.reason, args.lang,
+                   args.corpus, args.chars)
+    if sys.stdout.isatty():
+        import pydoc
+
+        pydoc.pager(text)
+    else:
+        print(text)
+    return EXIT_OK
+
+
 def _cmd_stats(args) -> int:
     import json
 
@@ -357,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "blocklist":
             return _cmd_blocklist(args)
+        if args.command == "inspect":
+            return _cmd_inspect(args)
         if args.command == "stats":
             return _cmd_stats(args)
         if args.command == "tokenize":

@@ -55,7 +55,7 @@ def funnel_rows(filter_stats: dict[str, Any] | None, dedup_stats: dict[str, Any]
                          "tokens_exact": exact, "dropped": dict(sorted(st["dropped"].items(), key=lambda kv: -kv[1])),
                          "errors": st["errors"]})
     if dedup_stats:
-        for name, st in dedup_stats["methods"].items():
+        for name, st in dedup_stats.get("methods", dedup_stats.get("stages", {})).items():   # "stages" before 0.2
             if tokens is not None and per_char is not None:
                 tokens = max(0, round(tokens - st.get("chars_removed", 0) * per_char))
             rows.append({"stage": name, "label": LABELS.get(name, name), "documents": st["docs_out"], "tokens": tokens,
@@ -101,8 +101,12 @@ def render(output: str, fetch=None) -> dict[str, str]:
     languages_png = _languages_figure(plt, manifest["totals"].get("languages", {}))
     lengths = _token_lengths(storage, final, manifest)
     lengths_png = _lengths_figure(plt, lengths)
+    from .inspect import samples_by
+
+    examples = {"drop reason": samples_by(storage, "dropped", "reason", 2, 0, 1200) if storage.list("dropped", "*.parquet")
+                else {}, "language": samples_by(storage, final, "language", 2, 0, 1200)}
     page = _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png, lengths_png,
-                 filter_stats, dedup_stats)
+                 filter_stats, dedup_stats, examples)
     storage.write_text("report.html", page)
     return {"html": f"{storage.uri}/report.html", "funnel": f"{storage.uri}/funnel.png"}
 
@@ -179,8 +183,26 @@ def _lengths_figure(plt, lengths: np.ndarray) -> bytes:
     return _png(plt, fig)
 
 
+def _examples_html(examples: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """Sample documents per drop reason and per language, collapsed: what a filter removed, not only how much."""
+    parts = []
+    for kind, groups in examples.items():
+        if not groups:
+            continue
+        parts.append(f"<h3>Examples by {html.escape(kind)}</h3>")
+        for key, docs in groups.items():
+            docs = [d for d in docs if (d.get("text") or "").strip()]     # read-stage drops have no text to show
+            if not docs:
+                continue
+            items = "".join(f"<div class='doc'><div class='meta'>{html.escape(str(d.get('url') or d.get('id') or ''))}"
+                            f"</div><pre>{html.escape(d.get('text') or '')}</pre></div>" for d in docs)
+            parts.append(f"<details><summary>{html.escape(key)} ({len(docs)} example{'s' if len(docs) != 1 else ''})"
+                         f"</summary>{items}</details>")
+    return "".join(parts)
+
+
 def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png, lengths_png,
-          filter_stats, dedup_stats) -> str:
+          filter_stats, dedup_stats, examples=None) -> str:
     def img(data: bytes, alt: str) -> str:
         return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
@@ -217,9 +239,13 @@ def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>refinedweb report</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,td:last-child{text-align:left}"
-            "img{max-width:100%}</style></head><body><h1>refinedweb report</h1>"
+            "img{max-width:100%}pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;max-height:20em;overflow:auto}"
+            ".meta{color:#666;font-size:small}summary{cursor:pointer}</style></head><body><h1>refinedweb report</h1>"
             + summary + accounting + "<h2>Funnel</h2>" + img(funnel_png, "funnel") + "".join(table)
             + "<p>≈: estimated from characters with the final tokens-per-character ratio.</p>"
             + "<h2>Drop reasons</h2>" + img(reasons_png, "drop reasons")
             + "<h2>Languages</h2>" + img(languages_png, "languages")
-            + "<h2>Document length</h2>" + img(lengths_png, "document lengths") + "</body></html>\n")
+            + "<h2>Document length</h2>" + img(lengths_png, "document lengths")
+            + (("<h2>Examples</h2><p>Sample documents (seed 0, 2 per group, the first 1,200 characters); "
+                "<code>refinedweb inspect</code> shows more.</p>" + _examples_html(examples)) if examples else "")
+            + "</body></html>\n")
