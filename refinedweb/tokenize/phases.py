@@ -162,10 +162,13 @@ def write_shard(shard: int, files: int, name: str, corpora: dict[int, list[str]]
         starts = np.zeros(len(recs), np.int64)
         np.cumsum(lengths[:-1], out=starts[1:])
         lengths = lengths[order]
-        gather = np.repeat(starts[order] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + \
-            np.arange(int(lengths.sum()), dtype=np.int64)
-        tokens = tokens[gather]
-        del gather
+        shuffled = np.empty_like(tokens)               # one copy of the shard, document by document
+        at = 0
+        for start, n in zip(starts[order].tolist(), lengths.tolist()):
+            shuffled[at:at + n] = tokens[start:start + n]
+            at += n
+        tokens = shuffled
+        del shuffled
     corpus_of = recs["corpus"] if token_range is not None else recs["corpus"][order]
     files_of = np.repeat(np.arange(len(segments)), [s[2] for s in segments])
     files_of = files_of if token_range is not None else files_of[order]
