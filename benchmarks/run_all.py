@@ -60,6 +60,7 @@ def main() -> None:
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])
         results["filter_vs_datatrove"] = run([PY, str(HERE / "filter_vs_datatrove.py"), "--sizes", "1500", "6000",
                                               "--seeds", "1", "2", "3"])
+        results["tokenize_speed"] = run([PY, str(HERE / "tokenize_speed.py"), "--mb", "200"])
     else:
         results["datatrove_baseline"] = "skipped: run `bash benchmarks/setup_datatrove_venv.sh` first"
     out = HERE / "results" / f"bench-{results['date'][:10]}.json"
