@@ -281,3 +281,60 @@ def test_a_50_mb_document_in_bounded_memory(tmp_path):
     stats = json.loads((tmp_path / "out" / "tokenized" / ".refinedweb" / "stats.json").read_text())
     assert stats["totals"]["documents"] == 2 and stats["totals"]["tokens"] > 10_000_000
     assert stats["worker_peak_rss_mb"] < 1500, stats["worker_peak_rss_mb"]
+
+
+def test_kill_9_then_the_same_command_gives_the_same_files(real_texts, tmp_path):
+    """The CLI in its own process group, SIGKILLed once the first scan unit has its marker; the same command
+    again finishes, and every file equals an uninterrupted run's, byte for byte."""
+    import signal
+    import time
+
+    folder = tmp_path / "in"
+    texts = [t for t in real_texts if "\ud800" not in t] * 30
+    folder.mkdir()
+    for k in range(6):
+        pq.write_table(pa.table({"text": texts[k::6]}), folder / f"p{k}.parquet")
+    tokenize(folder, tmp_path / "clean", "tokenize.shard_max_tokens=300000")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "refinedweb", "tokenize", "--input", str(folder), "--output", str(out),
+               "--workers", "1", "--set", "tokenize.shard_max_tokens=300000"]
+    done = out / "tokenized" / ".refinedweb" / "done"
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not (done.exists() and any(p.name.startswith("scan-") for p in done.iterdir())):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before the kill point"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "tokenized" / ".refinedweb" / "manifest.json").exists()
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "unit(s) of work were already done" in again.stderr
+    clean = sorted(p.name for p in (tmp_path / "clean" / "tokenized").glob("shard-*"))
+    assert clean and clean == sorted(p.name for p in (out / "tokenized").glob("shard-*"))
+    for name in clean:
+        assert (out / "tokenized" / name).read_bytes() == (tmp_path / "clean" / "tokenized" / name).read_bytes()
+
+
+def test_from_and_to_s3_with_a_tokenizer_on_s3(real_texts, tmp_path):
+    import boto3
+
+    from .servers import moto_s3
+
+    rows = corpus(tmp_path / "in", real_texts)
+    path = gpt2_tokenizer_json(tmp_path / "gpt2" / "tokenizer.json")
+    with moto_s3() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket="tok")
+        for p in (tmp_path / "in").glob("*.parquet"):
+            client.upload_file(str(p), "tok", f"in/{p.name}")
+        client.upload_file(str(path), "tok", "gpt2/tokenizer.json")
+        cfg = load_config(overrides=["tokenize.tokenizer=s3://tok/gpt2/", "tokenize.format=nanotron",
+                                     "tokenize.shard_max_tokens=50000"])
+        summary = run_tokenize(["s3://tok/in/*.parquet"], "s3://tok/out/", cfg, runtime=SerialRuntime(),
+                               log=lambda m: None)
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket="tok", Prefix="out/")["Contents"]]
+        assert any(k.endswith(".ds.index") for k in keys) and not any("/_work/" in k for k in keys)
+        assert summary["totals"]["documents"] == sum(1 for r in rows if r["text"])
+        assert summary["tokenizer"].startswith("s3://tok/gpt2/ sha256:")

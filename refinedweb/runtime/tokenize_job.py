@@ -65,10 +65,21 @@ def run_tokenize(inputs: list[str], output: str, cfg: dict[str, Any], *, workers
     uri = storage.uri
     owned = runtime is None
     runtime = runtime or RayRuntime.for_config(cfg, workers, ray_address)
+    every = float(cfg["run"]["progress_every_seconds"])
+
+    def progress(phase: str, what: str):
+        last = [0.0]
+
+        def report(done: int, total: int) -> None:
+            if time.time() - last[0] >= every or done == total:
+                last[0] = time.time()
+                log(f"[tokenize] {phase}: {done:,}/{total:,} {what}, {time.time() - started:.0f}s")
+        return report
+
     with runtime.session(owned) as runtime:
         units = Units(runtime, state, fetch, int(cfg["run"]["max_retries"]))
         scans = units.run("scan", scan_file, {f"f={i:05d}": (i, f, plan["scan_shards"], cfg, uri)
-                                              for i, f in enumerate(files)})
+                                              for i, f in enumerate(files)}, progress("scan", "input file(s)"))
         for scan in scans:
             for line in scan["bad_lines"]:
                 log(f"[tokenize] skipped a bad line: {line}")
@@ -94,7 +105,7 @@ def run_tokenize(inputs: list[str], output: str, cfg: dict[str, Any], *, workers
                 spools = [(f, int(firsts[f]), int(file_tokens[f]), int(docs[f, 0])) for f in range(len(files))
                           if file_tokens[f] and firsts[f] < hi and firsts[f] + file_tokens[f] > lo]
                 keys[f"s={k:05d}"] = (k, len(files), shard_name(k, shards), corpora, cfg, uri, (lo, hi), spools)
-        written = units.run("write", write_shard, keys)
+        written = units.run("write", write_shard, keys, progress("write", "shard(s)"))
     if units.resumed:
         log(f"[tokenize] resumed: {units.resumed} unit(s) of work were already done by an earlier run")
     entries = [e for w in written for e in w["entries"] if e["rows"]]

@@ -25,15 +25,23 @@ class Units:
         self.resumed = 0
         self.results: list[dict[str, Any]] = []
 
-    def run(self, name: str, fn: Callable[..., dict[str, Any]], units: dict[str, tuple]) -> list[dict[str, Any]]:
-        """Results of every unit (marker key -> args of `fn`), in key order; the finished ones from markers."""
+    def run(self, name: str, fn: Callable[..., dict[str, Any]], units: dict[str, tuple],
+            progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+        """Results of every unit (marker key -> args of `fn`), in key order; the finished ones from markers.
+        `progress(done, total)` hears of every unit that finishes."""
         todo = {key: args for key, args in units.items() if f"{name}-{key}" not in self.done}
         self.resumed += len(units) - len(todo)
         keys = list(todo)
         calls = [(fn, self.state.storage.uri, self.fetch, self.state.folder, f"{name}-{key}", todo[key]) for key in keys]
         batch: dict[str, dict[str, Any]] = {}
 
+        finished = len(units) - len(todo)
+
         def arrived(i: int, result: dict[str, Any]) -> None:     # its marker exists: the task wrote it
+            nonlocal finished
+            finished += 1
+            if progress is not None:
+                progress(finished, len(units))
             batch[f"{name}-{keys[i]}"] = result
             if len(batch) >= BATCH:
                 self.state.consolidate(f"{name}-{min(batch)}", dict(batch))
