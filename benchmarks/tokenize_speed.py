@@ -127,24 +127,12 @@ def timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
     return wall, peak["mb"]
 
 
-def doc_hashes_ours(out: Path) -> tuple[Counter, int]:
+def doc_hashes(files: list[Path]) -> tuple[Counter, int]:
+    """A hash of every document's tokens (a multiset: the two shuffles differ) and the token total."""
     from refinedweb.tokenize import formats
 
     hashes, total = Counter(), 0
-    for ds in sorted((out / "tokenized").glob("*.ds")):
-        tokens, lengths = formats.read_datatrove(ds.read_bytes(), Path(f"{ds}.index").read_bytes(), 2)
-        ends = np.cumsum(lengths)
-        for e, n in zip(ends.tolist(), lengths.tolist()):
-            hashes[hashlib.sha1(tokens[e - n:e].tobytes()).hexdigest()] += 1
-        total += len(tokens)
-    return hashes, total
-
-
-def doc_hashes_datatrove(out: Path) -> tuple[Counter, int]:
-    from refinedweb.tokenize import formats
-
-    hashes, total = Counter(), 0
-    for ds in sorted(out.glob("*.ds")):
+    for ds in sorted(files):
         tokens, lengths = formats.read_datatrove(ds.read_bytes(), Path(f"{ds}.index").read_bytes(), 2)
         ends = np.cumsum(lengths)
         for e, n in zip(ends.tolist(), lengths.tolist()):
@@ -175,12 +163,12 @@ def main() -> None:
             if tool == "ours":
                 wall, rss = timed([python, "-m", "refinedweb", "tokenize", "--input", str(data), "--output", str(out),
                                    "--format", "nanotron", "--workers", "1", "--progress", "off"])
-                hashes, total = doc_hashes_ours(out)
+                hashes, total = doc_hashes(list((out / "tokenized").glob("*.ds")))
             else:
                 wall, rss = timed([str(baseline), "-c", DATATROVE, str(data), str(out), str(tokenizer),
                                    str(root / f"work-{attempt}"), str(root / f"logs-{attempt}")],
                                   env={"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"})
-                hashes, total = doc_hashes_datatrove(out)
+                hashes, total = doc_hashes(list(out.glob("*.ds")))
             results["runs"].append({"tool": tool, "attempt": attempt, "wall_seconds": round(wall, 1),
                                     "tokens": total, "tokens_per_second": round(total / wall),
                                     "peak_rss_mb": round(rss), "documents": sum(hashes.values()),
