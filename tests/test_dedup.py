@@ -370,3 +370,20 @@ def test_partition_by_language_writes_a_folder_per_language_and_finds_the_same(p
         counted = manifest["totals"]["languages"]
         assert {lang: counted[lang]["rows"] for lang in languages} == \
             {lang: sum(r["language"] == lang for r in flat.values()) for lang in languages}
+
+
+def test_the_kept_member_of_a_cluster_carries_its_size(planted, reference, tmp_path):
+    """duplicate_count: every document MinHash removed is counted once, in the kept member of its cluster; a
+    document in no cluster has 1; the same whatever the split (components in one task or in rounds)."""
+    c, folder = planted
+    one, stats = dedup_in_process([folder], tmp_path / "one", "dedup.methods=[minhash]")
+    rounds, _ = dedup_in_process([folder], tmp_path / "rounds", "dedup.methods=[minhash]", "dedup.parts=5",
+                                 "dedup.task_memory_mb=0.01")
+    assert one == rounds
+    counts = {i: r["duplicate_count"] for i, r in one.items()}
+    assert sum(n - 1 for n in counts.values()) == stats["methods"]["minhash"]["docs_removed"] > 20
+    related = {x for a, b, _ in c.near_pairs for x in (a, b)}
+    assert sum(counts[i] == 1 for i in counts if i not in related) > 0.9 * len([i for i in counts if i not in related])
+    originals = {a for a, b, j in c.near_pairs if j >= 0.9}
+    assert originals and all(counts[a] >= 2 for a in originals)
+    assert all(r["duplicate_count"] >= 1 for r in reference[0].values())       # the default chain writes it too

@@ -112,7 +112,8 @@ def _star_rounds(edges, partitions):
         new = np.concatenate([o for o, _ in out])
         ls_in = route(np.concatenate([new, new[:, ::-1]]))
     found = [star_roots(p) for p in ls_in]
-    return np.sort(np.concatenate([r for r, _ in found])), sum(n for _, n in found), rounds
+    sizes = dict(zip(np.concatenate([r for _, r, _ in found]).tolist(), np.concatenate([n for _, _, n in found]).tolist()))
+    return np.sort(np.concatenate([r for r, _, _ in found])), sizes, rounds
 
 
 def test_distributed_components_match_union_find():
@@ -124,13 +125,15 @@ def test_distributed_components_match_union_find():
         if not len(edges):
             continue
         removed, clusters = duplicates_to_remove(edges)
-        got, roots, _ = _star_rounds(edges, int(rng.integers(1, 6)))
-        assert got.tolist() == np.sort(removed).tolist() and roots == clusters
+        got, sizes, _ = _star_rounds(edges, int(rng.integers(1, 6)))
+        assert got.tolist() == np.sort(removed).tolist() and len(sizes) == clusters
+        nodes, roots = connected_components(edges)
+        assert sizes == dict(zip(*[a.tolist() for a in np.unique(roots, return_counts=True)]))   # component sizes
 
 
 def test_distributed_components_on_a_long_shuffled_chain():
     rng = np.random.default_rng(2)
     labels = rng.permutation(5001).astype(np.uint64)
     chain = np.stack([labels[1:], labels[:-1]], axis=1)[rng.permutation(5000)]
-    removed, roots, rounds = _star_rounds(chain, 4)
-    assert roots == 1 and len(removed) == 5000 and 0 not in removed.tolist() and rounds < 30
+    removed, sizes, rounds = _star_rounds(chain, 4)
+    assert sizes == {0: 5001} and len(removed) == 5000 and 0 not in removed.tolist() and rounds < 30

@@ -38,7 +38,7 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
     language has its folder (`dedup/lang=xx/`), its shards and its tail."""
     started = time.time()
     storage, fetch, corpus = open_work(cfg, output)
-    schema = corpus.schema
+    schema = output_schema(corpus.schema, cfg)
     limits = ShardLimits.from_config(cfg["output"])
     by_language = bool(cfg["langid"]["partition_by_language"])
     writers: dict[str, ShardWriter] = {}
@@ -89,6 +89,15 @@ def finish_part(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
             tails.append({**tail, "language": language} if by_language else tail)
     return timed(started, part=part, docs_in=docs_in, docs_out=docs_out, methods=stats, shards=shards,
                  tails=tails, **extra)
+
+
+def output_schema(schema: pa.Schema, cfg: dict[str, Any]) -> pa.Schema:
+    """Every input column, and the columns the methods add (`output_columns`: MinHash's duplicate_count)."""
+    for module in configured(cfg).values():
+        for name, kind in getattr(module, "output_columns", lambda cfg: {})(cfg).items():
+            field = pa.field(name, kind)
+            schema = schema.set(schema.get_field_index(name), field) if name in schema.names else schema.append(field)
+    return schema
 
 
 def part_tails(finished: dict[str, Any]) -> list[dict[str, Any]]:

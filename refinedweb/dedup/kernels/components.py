@@ -102,12 +102,21 @@ def small_star(pairs: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return np.concatenate([to_x, to_y]), checksum
 
 
-def star_roots(pairs: np.ndarray) -> tuple[np.ndarray, int]:
-    """On converged stars (directed rows, both directions, of one partition's nodes): the nodes that are
-    not their component's smallest node, and how many of this partition's nodes are component roots."""
+def star_roots(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """On converged stars (directed rows, both directions, of one partition's nodes): the nodes that are not
+    their component's smallest node; and this partition's component roots with their component's size (a
+    root's neighbours are all the other members of its star)."""
     pairs, starts, first = _grouped(np.asarray(pairs, dtype=np.uint64).reshape(-1, 2))
     if not len(pairs):
-        return np.empty(0, dtype=np.uint64), 0
+        empty = np.empty(0, dtype=np.uint64)
+        return empty, empty, np.empty(0, dtype=np.int64)
     nodes = pairs[starts, 0]
     smallest = pairs[starts, 1]        # each group's smallest neighbour
-    return nodes[smallest < nodes], int(np.count_nonzero(smallest > nodes))
+    degree = np.diff(np.append(np.flatnonzero(starts), len(pairs)))
+    root = smallest > nodes
+    return nodes[smallest < nodes], nodes[root], degree[root] + 1
+
+
+def component_sizes(nodes: np.ndarray, roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each component's root, its number of nodes) from `connected_components`' output."""
+    return np.unique(roots, return_counts=True)

@@ -12,6 +12,7 @@ the part's batches by later methods' scans and by the output). Optional:
   plan(cfg, corpus, budget, output, fetch) -> dict   what a fresh run records for the method (a resume reuses it;
                                          `ctx.plans[NAME]`); its "buckets" join the plan's shuffle sizes
   after_output(ctx, finished) -> dict    work after the output is written (URL dedup's seen-URL store)
+  output_columns(cfg) -> {name: type}    columns its decision adds to every output row (MinHash: duplicate_count)
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import pyarrow as pa
 from ...errors import UserError
 from ..corpus import Corpus, iter_part
 from ..decisions import Decisions, RemovedRows, to_parts
-from ..kernels.components import connected_components, large_star, small_star, star_roots
+from ..kernels.components import component_sizes, connected_components, large_star, small_star, star_roots
 from ..plan import WORK, DedupRun, bucket_stats, bucket_units, methods_before, open_work, records_total, timed
 from ..scan import scan_part
 from ..shuffle import bucket_segments, load_arrays, mix64, read_bucket, save_array, save_npz, task_budget_bytes
@@ -41,8 +41,57 @@ def min_buckets(cfg: dict[str, Any], parts: int) -> int:
     return parts * int(cfg["dedup"]["minhash"]["band_groups"])
 
 
-def decision(storage, cfg: dict[str, Any], part: int, stack) -> RemovedRows:
-    return RemovedRows(storage, NAME, part)
+COUNT = np.dtype([("row", "<u4"), ("count", "<u4")])
+COLUMN = "duplicate_count"
+
+
+class Clusters(RemovedRows):
+    """MinHash's decision on a part: every member of a near-duplicate cluster but its earliest leaves, and the
+    earliest gets the cluster's size as `duplicate_count` (1 for a document in no cluster), so that data can be
+    re-weighted ("rehydrated") at mixing time (FineWeb-2)."""
+
+    def __init__(self, storage, part: int):
+        super().__init__(storage, NAME, part)
+        arrays = load_arrays(storage, f"{WORK}/{NAME}/counts/p={part:05d}")
+        counts = np.concatenate(arrays) if arrays else np.empty(0, COUNT)
+        self.rows, self.counts = counts["row"], counts["count"]
+        order = np.argsort(self.rows)
+        self.rows, self.counts = self.rows[order], self.counts[order]
+
+    def __call__(self, rows: np.ndarray, table: pa.Table) -> tuple[np.ndarray, pa.Table, dict[str, int]]:
+        rows, table, extra = super().__call__(rows, table)
+        values = np.ones(len(rows), dtype=np.int32)
+        if len(self.rows) and len(rows):
+            at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+            hit = self.rows[at] == rows
+            values[hit] = self.counts[at[hit]]
+        array = pa.array(values, pa.int32())
+        if COLUMN in table.column_names:
+            table = table.set_column(table.column_names.index(COLUMN), COLUMN, array)
+        else:
+            table = table.append_column(COLUMN, array)
+        return rows, table, extra
+
+
+def decision(storage, cfg: dict[str, Any], part: int, stack) -> Clusters:
+    return Clusters(storage, part)
+
+
+def output_columns(cfg: dict[str, Any]) -> dict[str, pa.DataType]:
+    """The column this method adds to every output row."""
+    return {COLUMN: pa.int32()}
+
+
+def _counts_to_parts(storage, corpus: Corpus, name: str, roots: np.ndarray, sizes: np.ndarray) -> None:
+    """The cluster size of each root (the kept member), under `<work>/minhash/counts/p=P/from=<name>.npy`."""
+    roots = np.asarray(roots, dtype=np.int64)
+    parts = corpus.part_of(roots)
+    for p in np.unique(parts).tolist():
+        mine = parts == p
+        records = np.empty(int(mine.sum()), COUNT)
+        records["row"] = (roots[mine] - corpus.part_starts[p]).astype(np.uint32)
+        records["count"] = np.asarray(sizes)[mine]
+        save_array(storage, f"{WORK}/{NAME}/counts/p={p:05d}/from={name}.npy", records)
 
 
 def scan_minhash(part: int, cfg: dict[str, Any], output: str) -> dict[str, Any]:
@@ -251,9 +300,10 @@ def cc_extract(round_: int, partition: int, cfg: dict[str, Any], output: str) ->
     """After convergence every component is a star around its earliest document: the others go."""
     started = time.time()
     storage, _, corpus = open_work(cfg, output)
-    removed, roots = star_roots(_round_input(storage, cfg, round_, "ls", partition))
+    removed, roots, sizes = star_roots(_round_input(storage, cfg, round_, "ls", partition))
     to_parts(storage, corpus, f"{WORK}/minhash/removed", f"q{partition:05d}", removed)
-    return timed(started, removed=int(len(removed)), clusters=roots)
+    _counts_to_parts(storage, corpus, f"q{partition:05d}", roots, sizes)
+    return timed(started, removed=int(len(removed)), clusters=int(len(roots)))
 
 
 def cc_in_memory(cfg: dict[str, Any], output: str) -> dict[str, Any]:
@@ -267,7 +317,9 @@ def cc_in_memory(cfg: dict[str, Any], output: str) -> dict[str, Any]:
     nodes, roots = connected_components(pairs)
     removed = nodes[nodes != roots]
     to_parts(storage, corpus, f"{WORK}/minhash/removed", "memory", removed)
-    return timed(started, removed=int(len(removed)), clusters=int(len(np.unique(roots))))
+    clusters, sizes = component_sizes(nodes, roots)
+    _counts_to_parts(storage, corpus, "memory", clusters, sizes)
+    return timed(started, removed=int(len(removed)), clusters=int(len(clusters)))
 
 
 def run(ctx: DedupRun) -> dict[str, Any]:
