@@ -122,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("output", metavar="OUTPUT", help="an output root (local or s3://) or one of its stage folders")
     stats.add_argument("--json", action="store_true", help="print the manifests' totals as JSON")
 
+    clf = sub.add_parser("classifier", help="fastText quality classifiers (for the quality_model stage)")
+    clf_sub = clf.add_subparsers(dest="classifier_command", required=True, parser_class=_Parser)
+    train = clf_sub.add_parser("train", help="train a fastText classifier: positive vs negative documents")
+    train.add_argument("--positive", nargs="+", required=True, metavar="URI",
+                       help="high-quality documents: Parquet or JSONL (a text column) or .txt (one a line), local or s3://")
+    train.add_argument("--negative", nargs="+", required=True, metavar="URI", help="the documents to tell them from")
+    train.add_argument("--output", required=True, metavar="MODEL.bin",
+                       help="the model file (local or s3://); its card goes beside it as MODEL.json")
+    train.add_argument("--config", help="YAML config (for classifier.*, inputs.text_field, fetch.*, s3.*)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="e.g. --set classifier.max_documents_per_class=100000")
+
     blocklist = sub.add_parser("blocklist", help="manage the URL blocklist")
     bl_sub = blocklist.add_subparsers(dest="blocklist_command", required=True, parser_class=_Parser)
     fetch = bl_sub.add_parser("fetch", help="download the UT1 blacklists into the cache (needs internet)")
@@ -366,6 +378,18 @@ def _cmd_stats(args) -> int:
     return EXIT_OK
 
 
+def _cmd_classifier(args) -> int:
+    from .classifier.train import format_card, train_classifier
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    card = train_classifier(args.positive, args.negative, args.output, cfg,
+                            log=lambda line: print(line, file=sys.stderr))
+    print(format_card(card))
+    print(f"model: {args.output}  (card: {args.output.removesuffix('.bin')}.json)")
+    return EXIT_OK
+
+
 def _cmd_blocklist(args) -> int:
     from .stages.blocklist_fetch import fetch_ut1
 
@@ -383,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "blocklist":
             return _cmd_blocklist(args)
+        if args.command == "classifier":
+            return _cmd_classifier(args)
         if args.command == "inspect":
             return _cmd_inspect(args)
         if args.command == "stats":

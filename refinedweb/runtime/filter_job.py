@@ -18,7 +18,7 @@ from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..io.tables import TABLE_SUFFIXES
 from ..stages.blocklist import load_blocklist
-from ..stages.contract import check_stages, labels, stage_entries, stage_modules, versions
+from ..stages.contract import PLANS, check_stages, labels, stage_entries, stage_modules, versions
 from ..stats import STATS, summarise
 from .documents_pass import text_column_missing
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
@@ -26,6 +26,7 @@ from .memory import memory_report
 from .progress import Progress
 from .ray_runner import RayRuntime
 from .run_state import StageState, filter_sections
+from .stage_plans import file_identities, fingerprint_entries, make_plans
 from .units import BATCH
 
 
@@ -88,8 +89,11 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     tag = "filter" if kind == "filter" else folder          # the log lines' prefix
     storage = open_storage(output, fetch)
     sections = (*filter_sections(cfg), "inputs") if kind == "documents" else filter_sections(cfg)
-    state = StageState(storage, folder, cfg, sections, versions(cfg))
+    identities = file_identities(cfg, fetch)
+    state = StageState(storage, folder, cfg, sections, versions(cfg), fingerprint_entries(identities))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
+    plans = state.plans(lambda: make_plans(cfg, identities, files, fetch, kind, log))
+    cfg = {**cfg, PLANS: plans}
     done = state.completed()
     finished = {uri: done[shard_prefix(uri)] for uri in files if shard_prefix(uri) in done}
     todo = [uri for uri in files if uri not in finished]
@@ -129,6 +133,7 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     results.sort(key=lambda r: order.get(r["uri"], 0))
     summary = summarise(results, time.time() - started,
                         extra={"stage": kind, "config_fingerprint": state.fingerprint, "labels": labels(cfg),
+                               **({"plans": plans} if plans else {}),
                                "files_resumed": len(finished), "output": f"{storage.uri}/{folder}",
                                **memory_report(results, cfg, tag, log)})
     storage.write_json(f"{folder}/{STATS}", summary)

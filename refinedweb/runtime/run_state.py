@@ -2,6 +2,8 @@
 
 Layout under a stage folder (`filtered/`, `dedup/`), in its hidden `.refinedweb/` that Parquet readers skip:
   run.json           the output-changing config keys of the run that made this folder, and its fingerprint
+  plans.json         what the stages' `plan` hooks computed on the driver for this run (a threshold...), reused
+                     by a resume
   done/<key>.json    one marker per finished unit of work (an input file, a dedup phase × part), holding
                      that unit's result; written only after the unit's files are committed
   done/phase=<name>.json   the markers of a finished dedup phase (or of a batch of filtered files) in one
@@ -26,6 +28,7 @@ from ..io.manifest import META
 from ..io.storage import safe_name
 
 RUN_RECORD = f"{META}/run.json"
+PLANS_RECORD = f"{META}/plans.json"
 DONE_DIR = f"{META}/done"
 
 # The config sections whose values change what a stage writes (workers, retries, fetch settings do not).
@@ -97,12 +100,14 @@ class StageState:
     """The run record and markers of one stage folder in an output storage."""
 
     def __init__(self, storage, folder: str, config: dict[str, Any], sections: tuple[str, ...],
-                 versions: dict[str, str] | None = None):
-        """`versions`: the code version of each stage or method (`settings.code_version`), fingerprinted too."""
+                 versions: dict[str, str] | None = None, files: dict[str, str] | None = None):
+        """`versions`: the code version of each stage or method (`settings.code_version`); `files`: the sha256 of
+        each file a stage loads (`stage.name` -> hash); both fingerprinted too."""
         self.storage = storage
         self.folder = folder
         self.settings = flatten(config, sections)
         self.settings.update({f"versions.{name}": v for name, v in (versions or {}).items()})
+        self.settings.update({f"files.{name}": v for name, v in (files or {}).items()})
         self.fingerprint = digest(self.settings)
 
     def prepare(self, overwrite: bool, log: Callable[[str], None], extra_folders: tuple[str, ...] = (),
@@ -138,6 +143,19 @@ class StageState:
             self.storage.write_json(f"{self.folder}/{RUN_RECORD}",
                                     {"fingerprint": self.fingerprint, "inputs_digest": inputs_digest,
                                      "settings": self.settings})
+
+    def plans(self, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The stored plans of this run, or `make()`'s, stored first (after `prepare`: an --overwrite or a changed
+        config has emptied the folder)."""
+        text = self.storage.read_text(f"{self.folder}/{PLANS_RECORD}")
+        if text is not None:
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass                                  # written atomically; unreadable: made again
+        plans = make()
+        self.storage.write_json(f"{self.folder}/{PLANS_RECORD}", plans)
+        return plans
 
     def _read_record(self) -> dict[str, Any] | None:
         text = self.storage.read_text(f"{self.folder}/{RUN_RECORD}")

@@ -15,6 +15,12 @@ and optionally:
               resume an output made by the old code (a user's module without VERSION: the hash of its source)
   EDITS_TEXT  True when it changes `doc.text` (extract, line_filter): such a stage must come before `tokens`,
               which counts the text once, at the end
+  files(section) -> {name: uri}   files every worker loads (a model): the driver hashes each before the run, the
+              hashes join the fingerprint, and `shared.plan["files"][name]` gives the workers the identity to check
+  plan(section, context) -> dict  work done once on the driver before any task (`runtime/stage_plans.py`), e.g. a
+              threshold estimated from a sample of the input; stored with the run, so that every task and a resume
+              use the same; `shared.plan` in `build`
+A `build` may set `signals` on the Stage it returns when its columns depend on its config (else: SIGNALS).
 Packaged stages live in `refinedweb/stages/<name>.py`; any other importable module is named by its dotted path
 in `filter.stages` and configured by a YAML section named after its `NAME`. The stage list, the accounting, the
 resume fingerprint, the report and the output columns all derive from it.
@@ -34,6 +40,7 @@ from ..settings import code_version
 PACKAGE = "refinedweb.stages"
 READ = "read"                  # the source stage: records -> pages, accounted before the document stages
 TOKENS = "tokens"              # counts the final text: no stage that edits text may come after it
+PLANS = "_plans"               # the config key carrying the driver's plans to the workers (not a section)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Shared:
     def __init__(self, cfg: Mapping[str, Any], blocklist=None):
         self._cfg = cfg
         self.blocklist = blocklist
+        self._plans: Mapping[str, Any] = cfg.get(PLANS) or {}
         self._cache: dict[str, Any] = {}
         self._allowed: set[str] | None = None
         self._stage = ""
@@ -80,6 +88,18 @@ class Shared:
             raise UserError(f"stage {self._stage} reads config section '{name}' without declaring it: add it to "
                             "its module's READS (so that the resume fingerprint covers it)")
         return self._cfg[name]
+
+    @property
+    def plan(self) -> Mapping[str, Any]:
+        """What this stage's `plan` returned on the driver (empty when it has none, or outside a run)."""
+        return self._plans.get(self._stage, {})
+
+    @property
+    def fetch(self):
+        """How to read remote files (fetch.*, s3.*): never changes what a stage writes, so not fingerprinted."""
+        from ..io.remote import FetchConfig
+
+        return FetchConfig.from_config(self._cfg)
 
     def get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -182,7 +202,7 @@ def build_stages(cfg: Mapping[str, Any], blocklist=None) -> list[Stage]:
             built.append(Stage(module.NAME, apply=passes))
             continue
         stage = module.build(section, shared.for_stage(module))
-        stage.signals = dict(getattr(module, "SIGNALS", {}))
+        stage.signals = dict(stage.signals or getattr(module, "SIGNALS", {}))
         stage.edits_text = bool(getattr(module, "EDITS_TEXT", False))
         built.append(stage)
     return built
