@@ -18,6 +18,18 @@ class SerialRuntime:
                 on_result(i, results[-1])
         return results
 
+    def map_files(self, uris, cfg, output, blocklist, on_result, per_host=None, kind="filter", folder=None):
+        from refinedweb.runtime.ray_runner import _filter_task
+
+        for uri in uris:
+            on_result(_filter_task(uri, cfg, output, blocklist, kind, folder), uri)
+
+    def start(self):
+        return self
+
+    def describe(self):
+        return "(serial, in this process)"
+
     @contextmanager
     def session(self, owned):
         yield self

@@ -106,6 +106,8 @@ def plan(section: dict, context) -> dict[str, Any]:
     """The model card(s) for the record and, for top_fraction, the threshold from a seeded sample of the input."""
     cfg = QualityModelConfig.from_config(section)
     out: dict[str, Any] = {"cards": {c: _card(f["path"]) for c, f in context.files.items()}}
+    for m in cfg.models():                  # a wrong label fails here, once, not in every task
+        load_quality_model(context.files[m.column]["path"], context.files[m.column]["sha256"], m.label)
     if cfg.keep != "selected" or cfg.top_fraction is None:
         return out
     if context.kind != "documents":
