@@ -184,6 +184,15 @@ def test_shipped_falcon_mixtures(name, total, weights):
     assert {s.name: round(s.weight, 6) for s in cfg.sources} == weights
 
 
+def test_shipped_rehydration_mixture():
+    cfg = MixConfig.from_config(yaml.safe_load((REPO / "configs" / "mix" / "rehydrated.yaml").read_text()))
+    web = cfg.sources[0].repeat
+    assert web.column == "duplicate_count" and web.times == (1, 2, 3, 2, 1)
+    import numpy as np
+
+    assert web.times_of(np.array([1, 2, 4, 5, 100, 101, 5000, np.nan])).tolist() == [1, 2, 2, 3, 3, 2, 1, 1]
+
+
 def test_mix_from_and_to_s3(sources, mixed, tmp_path):
     import boto3
 
@@ -213,3 +222,102 @@ def test_mix_from_and_to_s3(sources, mixed, tmp_path):
     # the same plan: the same documents (epochs repeat ids, so compare as sets)
     assert rows == set(zip(local.column("corpus").to_pylist(), local.column("id").to_pylist()))
     assert report["total_tokens"] == json.loads((out / "mix_report.json").read_text())["total_tokens"]
+
+
+REHYDRATE = {"column": "duplicate_count", "buckets": [{"max": 1, "times": 1}, {"max": 4, "times": 2},
+                                                       {"max": 100, "times": 3}, {"times": 1}]}
+
+
+def weighted_source(root: Path) -> pa.Table:
+    """600 documents with a heavy-tailed duplicate_count (as MinHash writes it) and a quality_score, some null."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    table = docs(600, seed=5)
+    counts = np.where(rng.random(600) < 0.7, 1, rng.zipf(1.6, 600).clip(1, 5000) + 1)
+    scores = rng.random(600)
+    table = table.append_column("duplicate_count", pa.array(counts.astype(np.int32)))
+    table = table.append_column("quality_score", pa.array([None if i % 50 == 0 else float(s)
+                                                           for i, s in enumerate(scores)], pa.float64()))
+    (root / "web").mkdir(parents=True)
+    for i in range(3):
+        pq.write_table(table.slice(i * 200, 200), root / "web" / f"w{i}.parquet", row_group_size=40)
+    return table
+
+
+def times_of(value, buckets, missing=1):
+    if value is None:
+        return missing
+    for bucket in buckets:
+        if "max" not in bucket or value <= bucket["max"]:
+            return bucket["times"]
+
+
+@pytest.mark.parametrize("repeat", [
+    REHYDRATE,                                                      # FineWeb-2-style rehydration
+    {"column": "quality_score", "buckets": [{"max": 0.3, "times": 0}, {"max": 0.8, "times": 1}, {"times": 3}],
+     "missing": 0},                                                 # quality buckets: the worst never, the best x3
+])
+def test_documents_repeat_by_a_column_bucket(tmp_path, repeat):
+    table = weighted_source(tmp_path)
+    rows = table.to_pylist()
+    want = {r["id"]: times_of(r[repeat["column"]], repeat["buckets"], repeat.get("missing", 1)) for r in rows}
+    total = sum(r["token_count"] * want[r["id"]] for r in rows)         # exactly one weighted epoch
+    config = tmp_path / "mix.yaml"
+    config.write_text(yaml.safe_dump({"mix": {"total_tokens": total, "seed": 1, "shard_max_bytes": 200_000, "sources": [
+        {"name": "web", "input": str(tmp_path / "web"), "weight": 1.0, "repeat": repeat}]}}))
+    result = run_mix(config, str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = ds.dataset(str(tmp_path / "out" / "mix"), format="parquet").to_table()
+    seen: dict[str, int] = {}
+    for doc_id in out.column("id").to_pylist():
+        seen[doc_id] = seen.get(doc_id, 0) + 1
+    assert seen == {k: v for k, v in want.items() if v}                # each document exactly `times` times
+    report = json.loads((tmp_path / "out" / "mix_report.json").read_text())
+    (source,) = report["sources"]
+    buckets = source["repeat"]["buckets"]
+    assert source["repeat"]["column"] == repeat["column"] and source["tokens"] == total
+    for bucket in buckets:                                              # effective epochs per bucket = its times
+        assert bucket["epochs"] == (bucket["times"] if bucket["tokens"] else 0.0), bucket
+    assert sum(b["documents"] for b in buckets) == 600 and sum(b["documents_written"] for b in buckets) == out.num_rows
+    assert any(v > 1 for v in want.values()) and (repeat.get("missing", 1) or any(v == 0 for v in want.values()))
+
+
+def test_repeat_copies_land_apart_and_a_budget_cut_stays_exact(tmp_path):
+    """Half an epoch of a rehydrated source: the tokens are the target within one document, and a
+    document's copies are not side by side."""
+    table = weighted_source(tmp_path)
+    rows = table.to_pylist()
+    weighted = sum(r["token_count"] * times_of(r["duplicate_count"], REHYDRATE["buckets"]) for r in rows)
+    config = tmp_path / "mix.yaml"
+    config.write_text(yaml.safe_dump({"mix": {"total_tokens": weighted // 2, "seed": 2, "shard_max_bytes": 100_000,
+                                              "sources": [{"name": "web", "input": str(tmp_path / "web"),
+                                                           "weight": 1.0, "repeat": REHYDRATE}]}}))
+    result = run_mix(config, str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "mix_report.json").read_text())
+    assert abs(report["total_tokens"] - weighted // 2) <= max(r["token_count"] for r in rows)
+    files = sorted((tmp_path / "out" / "mix").glob("*.parquet"))
+    assert len(files) >= 2
+    where: dict[str, set] = {}
+    for n, path in enumerate(files):
+        for doc_id in pq.read_table(path, columns=["id"]).column("id").to_pylist():
+            where.setdefault(doc_id, set()).add(n)
+    multi = [ids for ids in where if times_of(next(r["duplicate_count"] for r in rows if r["id"] == ids),
+                                              REHYDRATE["buckets"]) > 1]
+    assert sum(len(where[i]) > 1 for i in multi) / len(multi) > 0.3   # copies dealt to different shards
+
+
+@pytest.mark.parametrize("repeat, message", [
+    ({"column": "x", "buckets": [{"max": 1, "times": 1}]}, "the last one"),
+    ({"column": "x", "buckets": [{"max": 5, "times": 1}, {"max": 2, "times": 1}, {"times": 1}]}, "must increase"),
+    ({"column": "x", "buckets": [{"times": 1.5}]}, "whole number"),
+    ({"column": "x", "buckets": [{"max": 1, "times": 0}, {"times": 0}], "missing": 0}, "every bucket has times 0"),
+    ({"buckets": [{"times": 1}]}, "repeat must be a mapping"),
+])
+def test_bad_repeat_configs(repeat, message):
+    from refinedweb.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        MixConfig.from_config({"mix": {"total_tokens": 10, "sources": [{"name": "a", "input": "x", "weight": 1,
+                                                                        "repeat": repeat}]}})

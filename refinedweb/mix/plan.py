@@ -5,6 +5,11 @@ seeded random order, epoch after epoch, until the source's token budget (weight 
 met; the last one is cut at the row where the budget is reached, so every source's tokens are exact to
 within one document. Chunks are then dealt, in a seeded random order, to the output shards with the
 fewest bytes so far, so that every shard holds a random mixture of all sources.
+
+A source may weight its documents by a column (`repeat`: FineWeb-2's rehydration by `duplicate_count`, or
+quality buckets): a document in a bucket of `times: n` appears n times an epoch (0: never). Copy r of a row
+group's documents (those with times > r) is a unit of its own, taken in the same seeded random order as the
+row groups, so that the copies of a document land in different places of the mix.
 """
 
 from __future__ import annotations
@@ -19,7 +24,70 @@ import numpy as np
 from ..errors import UserError
 
 MIX_KEYS = {"total_tokens", "seed", "shard_max_bytes", "shuffle_window_bytes", "allow_shortfall", "encoding", "sources"}
-SOURCE_KEYS = {"name", "input", "weight", "max_epochs", "text_field"}
+SOURCE_KEYS = {"name", "input", "weight", "max_epochs", "text_field", "repeat"}
+REPEAT_KEYS = {"column", "buckets", "missing"}
+MAX_TIMES = 100
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """How many times a document appears per epoch, by the bucket its `column` value falls in."""
+
+    column: str
+    maxes: tuple[float, ...]      # each bucket's inclusive upper bound; the last is +inf
+    times: tuple[int, ...]
+    missing: int = 1              # a null value: a missing value is not a value of any bucket
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "Repeat":
+        if not isinstance(raw, dict) or set(raw) - REPEAT_KEYS or not {"column", "buckets"} <= set(raw):
+            raise UserError(f"{where}.repeat must be a mapping with column, buckets and optionally missing")
+        buckets = raw["buckets"]
+        if not isinstance(buckets, list) or not buckets or not all(isinstance(b, dict) for b in buckets):
+            raise UserError(f"{where}.repeat.buckets must be a list of {{max, times}} (the last without max)")
+        maxes, times = [], []
+        for i, bucket in enumerate(buckets):
+            last = i == len(buckets) - 1
+            if set(bucket) - {"max", "times"} or "times" not in bucket or ("max" in bucket) == last:
+                raise UserError(f"{where}.repeat.buckets[{i}] must be {{max: V, times: N}}, and the last one "
+                                "{times: N} alone (every value above the other maxes)")
+            maxes.append(float("inf") if last else _number(bucket["max"], f"{where}.repeat.buckets[{i}].max"))
+            times.append(_times(bucket["times"], f"{where}.repeat.buckets[{i}].times"))
+        if any(b <= a for a, b in zip(maxes, maxes[1:])):
+            raise UserError(f"{where}.repeat.buckets: the maxes must increase")
+        if not any(times):
+            raise UserError(f"{where}.repeat: every bucket has times 0 (nothing would be taken)")
+        return cls(str(raw["column"]), tuple(maxes), tuple(times), _times(raw.get("missing", 1), f"{where}.repeat.missing"))
+
+    @property
+    def levels(self) -> int:
+        return max(*self.times, self.missing)
+
+    def buckets_of(self, values: np.ndarray) -> np.ndarray:
+        """The bucket index of each value (float, NaN for null); len(maxes) for a null."""
+        out = np.searchsorted(np.asarray(self.maxes), values, side="left")
+        out[np.isnan(values)] = len(self.maxes)
+        return out
+
+    def times_of(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray([*self.times, self.missing], dtype=np.int64)[self.buckets_of(values)]
+
+    def describe(self) -> list[dict[str, Any]]:
+        lows = [float("-inf"), *self.maxes[:-1]]
+        return [{"above": None if lo == float("-inf") else lo, "max": None if hi == float("inf") else hi, "times": t}
+                for lo, hi, t in zip(lows, self.maxes, self.times)] + [{"missing": True, "times": self.missing}]
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"mix: {key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _times(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMES:
+        raise UserError(f"mix: {key} must be a whole number from 0 to {MAX_TIMES}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,6 +97,7 @@ class Source:
     weight: float          # normalised: the weights of a mix sum to 1
     max_epochs: float = 1.0
     text_field: str = "text"   # the field holding the text in the source's JSONL files
+    repeat: Repeat | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +148,11 @@ class MixConfig:
                 raise UserError(f"mix.sources[{i}] ({name}): weight and max_epochs must be numbers") from None
             if weight <= 0 or epochs <= 0:
                 raise UserError(f"mix.sources[{i}] ({name}): weight and max_epochs must be > 0")
-            sources.append(Source(name, str(src["input"]), weight, epochs, str(src.get("text_field", "text"))))
+            repeat = Repeat.parse(src["repeat"], f"mix.sources[{i}] ({name})") if src.get("repeat") is not None else None
+            sources.append(Source(name, str(src["input"]), weight, epochs, str(src.get("text_field", "text")), repeat))
         total_weight = sum(s.weight for s in sources)
-        sources = [Source(s.name, s.input, s.weight / total_weight, s.max_epochs, s.text_field) for s in sources]
+        sources = [Source(s.name, s.input, s.weight / total_weight, s.max_epochs, s.text_field, s.repeat)
+                   for s in sources]
         return cls(total_tokens=total, seed=int(mix.get("seed", 0)),
                    shard_max_bytes=int(mix.get("shard_max_bytes", 1 << 30)),
                    shuffle_window_bytes=int(mix.get("shuffle_window_bytes", 256 << 20)),
@@ -97,8 +168,16 @@ class RowGroup:
     file: str
     group: int
     rows: int
-    tokens: int
+    tokens: int            # with `repeat`: of every copy (the sum of `levels`)
     bytes: int             # compressed bytes in the input file
+    levels: tuple[int, ...] = ()    # with `repeat`: tokens of copy r (the rows with times > r), r = 0, 1, ...
+    raw_tokens: int = 0             # with `repeat`: tokens of the rows once
+
+    def units(self) -> list[tuple[int, int, float]]:
+        """(copy, tokens, bytes) of each non-empty copy of this row group."""
+        if not self.levels:
+            return [(0, self.tokens, self.bytes)]
+        return [(r, t, self.bytes * t / max(1, self.raw_tokens)) for r, t in enumerate(self.levels) if t > 0]
 
 
 @dataclass
@@ -113,9 +192,10 @@ class Chunk:
     tokens: int
     bytes: float
     epoch: int
+    copy: int = 0          # with `repeat`: only the rows whose times exceed it
 
     def key(self) -> tuple:
-        return (self.source, self.file, self.group, self.start, self.epoch)
+        return (self.source, self.file, self.group, self.start, self.epoch, self.copy)
 
 
 @dataclass
@@ -152,6 +232,7 @@ def select(cfg: MixConfig, groups: list[RowGroup]) -> list[SourcePlan]:
     plans = []
     for index, source in enumerate(cfg.sources):
         mine = [g for g in groups if g.source == index and g.rows > 0]
+        units = [(g, copy, tokens, size) for g in mine for copy, tokens, size in g.units()]
         available = sum(g.tokens for g in mine)
         plan = SourcePlan(source.name, source.weight, round(source.weight * cfg.total_tokens), available,
                           sum(g.rows for g in mine), source.max_epochs)
@@ -161,26 +242,27 @@ def select(cfg: MixConfig, groups: list[RowGroup]) -> list[SourcePlan]:
             # a fractional max_epochs (e.g. 1.5) caps the last epoch's tokens
             epoch_cap = available * min(1.0, source.max_epochs - epoch)
             taken_this_epoch = 0
-            for g in (mine[i] for i in _rng(cfg.seed, index, epoch).permutation(len(mine))):
+            for g, copy, tokens, size in (units[i] for i in _rng(cfg.seed, index, epoch).permutation(len(units))):
                 room = min(budget, epoch_cap - taken_this_epoch)
                 if room <= 0:
                     break
-                chunk = Chunk(index, g.file, g.group, 0, g.rows, g.tokens, g.bytes, epoch)
-                if g.tokens > room:
+                chunk = Chunk(index, g.file, g.group, 0, g.rows, tokens, size, epoch, copy)
+                if tokens > room:
                     plan.cut = (len(plan.chunks), g.rows, int(room))
                     plan.chunks.append(chunk)
                     budget = 0
                     break
                 plan.chunks.append(chunk)
-                budget -= g.tokens
-                taken_this_epoch += g.tokens
+                budget -= tokens
+                taken_this_epoch += tokens
             epoch += 1
         plans.append(plan)
     return plans
 
 
 def apply_cut(plan: SourcePlan, row_tokens: np.ndarray) -> None:
-    """Cut the plan's last chunk where its rows' running token count reaches the tokens wanted."""
+    """Cut the plan's last chunk where its rows' running token count reaches the tokens wanted (with `repeat`,
+    `row_tokens` is 0 for the rows outside the chunk's copy)."""
     if plan.cut is None:
         return
     index, rows, wanted = plan.cut
@@ -238,5 +320,6 @@ def _split(chunks: list[Chunk], at_least: int) -> list[Chunk]:
         for a, b in zip(bounds, bounds[1:]):
             if b > a:
                 share = (b - a) / rows
-                pieces.append(Chunk(c.source, c.file, c.group, a, b, round(c.tokens * share), c.bytes * share, c.epoch))
+                pieces.append(Chunk(c.source, c.file, c.group, a, b, round(c.tokens * share), c.bytes * share, c.epoch,
+                                    c.copy))
     return pieces

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pyarrow as pa
 import yaml
 
@@ -19,7 +20,7 @@ from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..io.tables import TABLE_SUFFIXES
 from ..mix.plan import MixConfig, RowGroup, apply_cut, assign, select
-from ..mix.tasks import CORPUS, TOKENS, WORK, row_tokens, scan_file, write_shard
+from ..mix.tasks import CORPUS, TOKENS, WORK, copy_tokens, row_tokens, scan_file, write_shard
 from .memory import memory_report
 from .ray_runner import RayRuntime
 from .run_state import StageState
@@ -59,7 +60,7 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
             ingested += records
         log(f"[mix] {len(mix.sources)} source(s), {sum(map(len, sources_files))} Parquet file(s), "
             f"{mix.total_tokens:,} tokens -> {storage.uri}/{MIX_DIR}/")
-        jobs = [(s, i, uri, mix.encoding, fetch, storage.uri)
+        jobs = [(s, i, uri, mix.encoding, fetch, storage.uri, mix.sources[s].repeat)
                 for s, files in enumerate(sources_files) for i, uri in enumerate(files)]
         scans = runtime.map(scan_file, jobs, retries)
         groups = [RowGroup(**g) for scan in scans for g in scan["groups"]]
@@ -75,14 +76,14 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
             if plan.cut is not None:
                 chunk = plan.chunks[plan.cut[0]]
                 parquet = open_parquet(chunk.file, fetch)
-                apply_cut(plan, row_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"],
-                                           chunk.group))
+                apply_cut(plan, copy_tokens(storage, parquet, chunk.source, file_index[f"{chunk.source}:{chunk.file}"],
+                                            chunk.group, mix.sources[chunk.source].repeat, chunk.copy))
         schema = _output_schema(scans)
         for plan in plans:      # input bytes -> output bytes, so that the shard count fills shards
             _calibrate(plan, schema, fetch, storage, file_index, base_cfg["output"])
         shards = assign(mix, plans)
         settings = {"seed": mix.seed, "shard_max_bytes": mix.shard_max_bytes,
-                    "shuffle_window_bytes": mix.shuffle_window_bytes,
+                    "shuffle_window_bytes": mix.shuffle_window_bytes, "repeats": [s.repeat for s in mix.sources],
                     "row_group_bytes": int(base_cfg["output"]["row_group_bytes"])}
         names = [s.name for s in mix.sources]
         index_by_uri = {f: file_index[f"{c.source}:{f}"] for shard in shards for c in shard for f in [c.file]}
@@ -94,7 +95,7 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
     entries = [e for result in written for e in result["shards"]]
     manifest = write_manifest(storage, "mix", MIX_DIR, entries, config_fingerprint=state.fingerprint,
                               corpora=counts_by(entries, "corpora"))
-    report = _report(mix, plans, manifest, time.time() - started, units.resumed)
+    report = _report(mix, plans, manifest, time.time() - started, units.resumed, scans, written)
     report.update(memory_report([*scans, *units.results], base_cfg, "mix", log))
     if ingested:
         report["jsonl"] = {"files": len(ingested), "rows": sum(r["rows"] for r in ingested),
@@ -141,11 +142,33 @@ def _output_schema(scans: list[dict[str, Any]]) -> pa.Schema:
     return unified.append(pa.field(CORPUS, pa.string()))
 
 
-def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resumed: int) -> dict[str, Any]:
+def _buckets(mix: MixConfig, index: int, scans: list[dict[str, Any]], written: list[dict[str, Any]]):
+    """A weighted source's buckets: documents and tokens available (once), written, and the effective epochs."""
+    repeat = mix.sources[index].repeat
+    available = np.zeros((2, len(repeat.maxes) + 1), dtype=np.int64)
+    out = np.zeros_like(available)
+    for scan in scans:
+        if scan["source"] == index and scan["buckets"]:
+            available += np.array([scan["buckets"]["documents"], scan["buckets"]["tokens"]])
+    for result in written:
+        mine = (result.get("buckets") or {}).get(str(index))
+        if mine:
+            out += np.array([mine["documents"], mine["tokens"]])
+    rows = []
+    for b, bucket in enumerate(repeat.describe()):
+        tokens = int(available[1, b])
+        rows.append({**bucket, "documents": int(available[0, b]), "tokens": tokens,
+                     "documents_written": int(out[0, b]), "tokens_written": int(out[1, b]),
+                     "epochs": round(int(out[1, b]) / tokens, 4) if tokens else 0.0})
+    return {"column": repeat.column, "buckets": rows}
+
+
+def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resumed: int,
+            scans: list[dict[str, Any]], shard_results: list[dict[str, Any]]) -> dict[str, Any]:
     corpora = manifest.get("corpora", {})
     total = manifest["totals"]["tokens"]
     sources = []
-    for plan in plans:
+    for index, plan in enumerate(plans):
         written = corpora.get(plan.name, {"rows": 0, "tokens": 0})
         sources.append({
             "name": plan.name, "weight": round(plan.weight, 6),
@@ -156,6 +179,9 @@ def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resume
             "available_documents": plan.available_documents,
             "shortfall_tokens": max(0, plan.target_tokens - written["tokens"]),
         })
+        if mix.sources[index].repeat is not None:
+            # `available_tokens` and `epochs` count every copy; each bucket's `epochs`: its tokens written / once
+            sources[-1]["repeat"] = _buckets(mix, index, scans, shard_results)
     return {"total_tokens_target": mix.total_tokens, "total_tokens": total,
             "documents": manifest["totals"]["rows"], "shards": manifest["totals"]["shards"],
             "bytes": manifest["totals"]["bytes"], "seed": mix.seed, "shards_resumed": resumed,
