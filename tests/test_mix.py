@@ -224,7 +224,7 @@ def test_mix_from_and_to_s3(sources, mixed, tmp_path):
     assert report["total_tokens"] == json.loads((out / "mix_report.json").read_text())["total_tokens"]
 
 
-REHYDRATE = {"column": "duplicate_count", "buckets": [{"max": 1, "times": 1}, {"max": 4, "times": 2},
+REHYDRATE = {"column": "duplicate_count", "bins": [{"max": 1, "times": 1}, {"max": 4, "times": 2},
                                                        {"max": 100, "times": 3}, {"times": 1}]}
 
 
@@ -245,23 +245,23 @@ def weighted_source(root: Path) -> pa.Table:
     return table
 
 
-def times_of(value, buckets, missing=1):
+def times_of(value, bins, missing=1):
     if value is None:
         return missing
-    for bucket in buckets:
-        if "max" not in bucket or value <= bucket["max"]:
-            return bucket["times"]
+    for entry in bins:
+        if "max" not in entry or value <= entry["max"]:
+            return entry["times"]
 
 
 @pytest.mark.parametrize("repeat", [
     REHYDRATE,                                                      # FineWeb-2-style rehydration
-    {"column": "quality_score", "buckets": [{"max": 0.3, "times": 0}, {"max": 0.8, "times": 1}, {"times": 3}],
-     "missing": 0},                                                 # quality buckets: the worst never, the best x3
+    {"column": "quality_score", "bins": [{"max": 0.3, "times": 0}, {"max": 0.8, "times": 1}, {"times": 3}],
+     "missing": 0},                                                 # quality bins: the worst never, the best x3
 ])
-def test_documents_repeat_by_a_column_bucket(tmp_path, repeat):
+def test_documents_repeat_by_a_column_bin(tmp_path, repeat):
     table = weighted_source(tmp_path)
     rows = table.to_pylist()
-    want = {r["id"]: times_of(r[repeat["column"]], repeat["buckets"], repeat.get("missing", 1)) for r in rows}
+    want = {r["id"]: times_of(r[repeat["column"]], repeat["bins"], repeat.get("missing", 1)) for r in rows}
     total = sum(r["token_count"] * want[r["id"]] for r in rows)         # exactly one weighted epoch
     config = tmp_path / "mix.yaml"
     config.write_text(yaml.safe_dump({"mix": {"total_tokens": total, "seed": 1, "shard_max_bytes": 200_000, "sources": [
@@ -275,11 +275,11 @@ def test_documents_repeat_by_a_column_bucket(tmp_path, repeat):
     assert seen == {k: v for k, v in want.items() if v}                # each document exactly `times` times
     report = json.loads((tmp_path / "out" / "mix_report.json").read_text())
     (source,) = report["sources"]
-    buckets = source["repeat"]["buckets"]
+    bins = source["repeat"]["bins"]
     assert source["repeat"]["column"] == repeat["column"] and source["tokens"] == total
-    for bucket in buckets:                                              # effective epochs per bucket = its times
-        assert bucket["epochs"] == (bucket["times"] if bucket["tokens"] else 0.0), bucket
-    assert sum(b["documents"] for b in buckets) == 600 and sum(b["documents_written"] for b in buckets) == out.num_rows
+    for entry in bins:                                              # effective epochs per bin = its times
+        assert entry["epochs"] == (entry["times"] if entry["tokens"] else 0.0), entry
+    assert sum(b["documents"] for b in bins) == 600 and sum(b["documents_written"] for b in bins) == out.num_rows
     assert any(v > 1 for v in want.values()) and (repeat.get("missing", 1) or any(v == 0 for v in want.values()))
 
 
@@ -288,7 +288,7 @@ def test_repeat_copies_land_apart_and_a_budget_cut_stays_exact(tmp_path):
     document's copies are not side by side."""
     table = weighted_source(tmp_path)
     rows = table.to_pylist()
-    weighted = sum(r["token_count"] * times_of(r["duplicate_count"], REHYDRATE["buckets"]) for r in rows)
+    weighted = sum(r["token_count"] * times_of(r["duplicate_count"], REHYDRATE["bins"]) for r in rows)
     config = tmp_path / "mix.yaml"
     config.write_text(yaml.safe_dump({"mix": {"total_tokens": weighted // 2, "seed": 2, "shard_max_bytes": 100_000,
                                               "sources": [{"name": "web", "input": str(tmp_path / "web"),
@@ -304,16 +304,16 @@ def test_repeat_copies_land_apart_and_a_budget_cut_stays_exact(tmp_path):
         for doc_id in pq.read_table(path, columns=["id"]).column("id").to_pylist():
             where.setdefault(doc_id, set()).add(n)
     multi = [ids for ids in where if times_of(next(r["duplicate_count"] for r in rows if r["id"] == ids),
-                                              REHYDRATE["buckets"]) > 1]
+                                              REHYDRATE["bins"]) > 1]
     assert sum(len(where[i]) > 1 for i in multi) / len(multi) > 0.3   # copies dealt to different shards
 
 
 @pytest.mark.parametrize("repeat, message", [
-    ({"column": "x", "buckets": [{"max": 1, "times": 1}]}, "the last one"),
-    ({"column": "x", "buckets": [{"max": 5, "times": 1}, {"max": 2, "times": 1}, {"times": 1}]}, "must increase"),
-    ({"column": "x", "buckets": [{"times": 1.5}]}, "whole number"),
-    ({"column": "x", "buckets": [{"max": 1, "times": 0}, {"times": 0}], "missing": 0}, "every bucket has times 0"),
-    ({"buckets": [{"times": 1}]}, "repeat must be a mapping"),
+    ({"column": "x", "bins": [{"max": 1, "times": 1}]}, "the last one"),
+    ({"column": "x", "bins": [{"max": 5, "times": 1}, {"max": 2, "times": 1}, {"times": 1}]}, "must increase"),
+    ({"column": "x", "bins": [{"times": 1.5}]}, "whole number"),
+    ({"column": "x", "bins": [{"max": 1, "times": 0}, {"times": 0}], "missing": 0}, "every bin has times 0"),
+    ({"bins": [{"times": 1}]}, "repeat must be a mapping"),
 ])
 def test_bad_repeat_configs(repeat, message):
     from refinedweb.errors import UserError

@@ -284,3 +284,20 @@ def test_model_and_training_data_on_s3(model, pages, documents, tmp_path, monkey
     a, b = (ds.dataset(str(tmp_path / n / "quality_model"), format="parquet").to_table() for n in ("s3", "local"))
     assert a.equals(b) and remote["totals"]["kept"] == 362
     assert math.isclose(sum(a["quality_score"].to_pylist()), sum(b["quality_score"].to_pylist()))
+
+
+def test_training_reads_text_files_and_parquet_folders(pages, documents, tmp_path):
+    """README's form: negatives from a Parquet folder (our outputs); positives as .txt.gz, one document a line."""
+    lines = [model_text(json.loads(line)["text"]) for line in open(pages / "positives.jsonl")]
+    with gzip.open(tmp_path / "good.txt.gz", "wt") as fh:
+        fh.write("\n".join(lines) + "\n\n")                       # a blank line is skipped, not a document
+    done = cli("classifier", "train", "--positive", str(tmp_path / "good.txt.gz"), "--negative", str(documents),
+               "--output", str(tmp_path / "m.bin"), *sets([*SMALL, "classifier.max_documents_per_class=300"]))
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["classes"]["positive"]["read"] == 182 and card["classes"]["positive"]["skipped_short_or_empty"] == 1
+    negative = card["classes"]["negative"]
+    assert negative["read"] == 362 and negative["train"] + negative["held_out"] == 300   # sampled down to 300
+    missing = cli("classifier", "train", "--positive", str(tmp_path / "nope.jsonl"), "--negative", str(documents),
+                  "--output", str(tmp_path / "x.bin"))
+    assert missing.returncode == 2 and "input not found" in missing.stderr and "Traceback" not in missing.stderr

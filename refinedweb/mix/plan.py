@@ -7,7 +7,7 @@ within one document. Chunks are then dealt, in a seeded random order, to the out
 fewest bytes so far, so that every shard holds a random mixture of all sources.
 
 A source may weight its documents by a column (`repeat`: FineWeb-2's rehydration by `duplicate_count`, or
-quality buckets): a document in a bucket of `times: n` appears n times an epoch (0: never). Copy r of a row
+quality bins): a document in a bin of `times: n` appears n times an epoch (0: never). Copy r of a row
 group's documents (those with times > r) is a unit of its own, taken in the same seeded random order as the
 row groups, so that the copies of a document land in different places of the mix.
 """
@@ -25,52 +25,52 @@ from ..errors import UserError
 
 MIX_KEYS = {"total_tokens", "seed", "shard_max_bytes", "shuffle_window_bytes", "allow_shortfall", "encoding", "sources"}
 SOURCE_KEYS = {"name", "input", "weight", "max_epochs", "text_field", "repeat"}
-REPEAT_KEYS = {"column", "buckets", "missing"}
+REPEAT_KEYS = {"column", "bins", "missing"}
 MAX_TIMES = 100
 
 
 @dataclass(frozen=True)
 class Repeat:
-    """How many times a document appears per epoch, by the bucket its `column` value falls in."""
+    """How many times a document appears per epoch, by the bin its `column` value falls in."""
 
     column: str
-    maxes: tuple[float, ...]      # each bucket's inclusive upper bound; the last is +inf
+    maxes: tuple[float, ...]      # each bin's inclusive upper bound; the last is +inf
     times: tuple[int, ...]
-    missing: int = 1              # a null value: a missing value is not a value of any bucket
+    missing: int = 1              # a null value: a missing value is not a value of any bin
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> "Repeat":
-        if not isinstance(raw, dict) or set(raw) - REPEAT_KEYS or not {"column", "buckets"} <= set(raw):
-            raise UserError(f"{where}.repeat must be a mapping with column, buckets and optionally missing")
-        buckets = raw["buckets"]
-        if not isinstance(buckets, list) or not buckets or not all(isinstance(b, dict) for b in buckets):
-            raise UserError(f"{where}.repeat.buckets must be a list of {{max, times}} (the last without max)")
+        if not isinstance(raw, dict) or set(raw) - REPEAT_KEYS or not {"column", "bins"} <= set(raw):
+            raise UserError(f"{where}.repeat must be a mapping with column, bins and optionally missing")
+        bins = raw["bins"]
+        if not isinstance(bins, list) or not bins or not all(isinstance(b, dict) for b in bins):
+            raise UserError(f"{where}.repeat.bins must be a list of {{max, times}} (the last without max)")
         maxes, times = [], []
-        for i, bucket in enumerate(buckets):
-            last = i == len(buckets) - 1
-            if set(bucket) - {"max", "times"} or "times" not in bucket or ("max" in bucket) == last:
-                raise UserError(f"{where}.repeat.buckets[{i}] must be {{max: V, times: N}}, and the last one "
+        for i, entry in enumerate(bins):
+            last = i == len(bins) - 1
+            if set(entry) - {"max", "times"} or "times" not in entry or ("max" in entry) == last:
+                raise UserError(f"{where}.repeat.bins[{i}] must be {{max: V, times: N}}, and the last one "
                                 "{times: N} alone (every value above the other maxes)")
-            maxes.append(float("inf") if last else _number(bucket["max"], f"{where}.repeat.buckets[{i}].max"))
-            times.append(_times(bucket["times"], f"{where}.repeat.buckets[{i}].times"))
+            maxes.append(float("inf") if last else _number(entry["max"], f"{where}.repeat.bins[{i}].max"))
+            times.append(_times(entry["times"], f"{where}.repeat.bins[{i}].times"))
         if any(b <= a for a, b in zip(maxes, maxes[1:])):
-            raise UserError(f"{where}.repeat.buckets: the maxes must increase")
+            raise UserError(f"{where}.repeat.bins: the maxes must increase")
         if not any(times):
-            raise UserError(f"{where}.repeat: every bucket has times 0 (nothing would be taken)")
+            raise UserError(f"{where}.repeat: every bin has times 0 (nothing would be taken)")
         return cls(str(raw["column"]), tuple(maxes), tuple(times), _times(raw.get("missing", 1), f"{where}.repeat.missing"))
 
     @property
     def levels(self) -> int:
         return max(*self.times, self.missing)
 
-    def buckets_of(self, values: np.ndarray) -> np.ndarray:
-        """The bucket index of each value (float, NaN for null); len(maxes) for a null."""
+    def bins_of(self, values: np.ndarray) -> np.ndarray:
+        """The bin index of each value (float, NaN for null); len(maxes) for a null."""
         out = np.searchsorted(np.asarray(self.maxes), values, side="left")
         out[np.isnan(values)] = len(self.maxes)
         return out
 
     def times_of(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray([*self.times, self.missing], dtype=np.int64)[self.buckets_of(values)]
+        return np.asarray([*self.times, self.missing], dtype=np.int64)[self.bins_of(values)]
 
     def describe(self) -> list[dict[str, Any]]:
         lows = [float("-inf"), *self.maxes[:-1]]

@@ -34,7 +34,7 @@ def scan_file(source: int, file_index: int, uri: str, encoding: str, fetch: Fetc
     """Row groups of one input file with their rows, tokens and bytes. Tokens come from `token_count`
     when the file has it (only that column is read); otherwise the text is tokenised once and the
     per-row counts are kept under _work/ for the writers. With `repeat`, the tokens of each copy of the row
-    group and the documents and tokens of each bucket (once) are counted too."""
+    group and the documents and tokens of each bin (once) are counted too."""
     from ..errors import UserError
 
     parquet = open_parquet(uri, fetch)
@@ -47,7 +47,7 @@ def scan_file(source: int, file_index: int, uri: str, encoding: str, fetch: Fetc
     has_counts = TOKENS in schema.names
     extra = [repeat.column] if repeat is not None else []
     groups, per_row = [], []
-    buckets = np.zeros((2, len(repeat.maxes) + 1), dtype=np.int64) if repeat is not None else None
+    bins = np.zeros((2, len(repeat.maxes) + 1), dtype=np.int64) if repeat is not None else None
     for g in range(meta.num_row_groups):
         rg = meta.row_group(g)
         size = sum(rg.column(c).total_compressed_size for c in range(rg.num_columns))
@@ -66,10 +66,10 @@ def scan_file(source: int, file_index: int, uri: str, encoding: str, fetch: Fetc
             groups.append(RowGroup(source, uri, g, rg.num_rows, tokens, size).__dict__)
             continue
         values = column_values(table, repeat.column)
-        times, which = repeat.times_of(values), repeat.buckets_of(values)
+        times, which = repeat.times_of(values), repeat.bins_of(values)
         levels = tuple(int(counts[times > r].sum()) for r in range(repeat.levels))
-        buckets[0] += np.bincount(which, minlength=buckets.shape[1])
-        buckets[1] += np.bincount(which, weights=counts, minlength=buckets.shape[1]).astype(np.int64)
+        bins[0] += np.bincount(which, minlength=bins.shape[1])
+        bins[1] += np.bincount(which, weights=counts, minlength=bins.shape[1]).astype(np.int64)
         groups.append(RowGroup(source, uri, g, rg.num_rows, sum(levels), size, levels, tokens).__dict__)
     if not has_counts:
         storage = open_storage(output, fetch)
@@ -79,7 +79,7 @@ def scan_file(source: int, file_index: int, uri: str, encoding: str, fetch: Fetc
         storage.commit(tmp, counts_path(source, file_index))
     return {"source": source, "file": uri, "file_index": file_index, "has_token_count": has_counts, "groups": groups,
             "schema": schema.serialize().to_pybytes(),
-            "buckets": None if buckets is None else {"documents": buckets[0].tolist(), "tokens": buckets[1].tolist()}}
+            "bins": None if bins is None else {"documents": bins[0].tolist(), "tokens": bins[1].tolist()}}
 
 
 def copy_tokens(storage, parquet, source: int, file_index: int, group: int, repeat: Repeat | None,
@@ -111,7 +111,7 @@ def write_shard(index: int, chunks: list[dict[str, Any]], names: list[str], file
     writer = ShardWriter(storage, "mix", f"shard-{index:05d}", schema, limits)
     rng = np.random.default_rng([settings["seed"], 7, index])
     repeats: list[Repeat | None] = settings.get("repeats") or [None] * len(names)
-    written: dict[int, np.ndarray] = {}         # source -> [documents, tokens] per bucket (with repeat)
+    written: dict[int, np.ndarray] = {}         # source -> [documents, tokens] per bin (with repeat)
     window: list[pa.Table] = []
     window_bytes = 0
     opened: dict[str, Any] = {}
@@ -138,7 +138,7 @@ def write_shard(index: int, chunks: list[dict[str, Any]], names: list[str], file
             values = column_values(table, repeat.column)
             keep = repeat.times_of(values) > chunk.copy
             table = table.filter(pa.array(keep))
-            which = repeat.buckets_of(values[keep])
+            which = repeat.bins_of(values[keep])
             tally = written.setdefault(chunk.source, np.zeros((2, len(repeat.maxes) + 1), dtype=np.int64))
             tally[0] += np.bincount(which, minlength=tally.shape[1])
             tally[1] += np.bincount(which, weights=table.column(TOKENS).to_numpy(zero_copy_only=False),
@@ -150,4 +150,4 @@ def write_shard(index: int, chunks: list[dict[str, Any]], names: list[str], file
             flush()
     flush()
     return {"shard": index, "shards": writer.close(),
-            "buckets": {str(k): {"documents": v[0].tolist(), "tokens": v[1].tolist()} for k, v in written.items()}}
+            "bins": {str(k): {"documents": v[0].tolist(), "tokens": v[1].tolist()} for k, v in written.items()}}

@@ -142,25 +142,25 @@ def _output_schema(scans: list[dict[str, Any]]) -> pa.Schema:
     return unified.append(pa.field(CORPUS, pa.string()))
 
 
-def _buckets(mix: MixConfig, index: int, scans: list[dict[str, Any]], written: list[dict[str, Any]]):
-    """A weighted source's buckets: documents and tokens available (once), written, and the effective epochs."""
+def _bins(mix: MixConfig, index: int, scans: list[dict[str, Any]], written: list[dict[str, Any]]):
+    """A weighted source's bins: documents and tokens available (once), written, and the effective epochs."""
     repeat = mix.sources[index].repeat
     available = np.zeros((2, len(repeat.maxes) + 1), dtype=np.int64)
     out = np.zeros_like(available)
     for scan in scans:
-        if scan["source"] == index and scan["buckets"]:
-            available += np.array([scan["buckets"]["documents"], scan["buckets"]["tokens"]])
+        if scan["source"] == index and scan["bins"]:
+            available += np.array([scan["bins"]["documents"], scan["bins"]["tokens"]])
     for result in written:
-        mine = (result.get("buckets") or {}).get(str(index))
+        mine = (result.get("bins") or {}).get(str(index))
         if mine:
             out += np.array([mine["documents"], mine["tokens"]])
     rows = []
-    for b, bucket in enumerate(repeat.describe()):
+    for b, entry in enumerate(repeat.describe()):
         tokens = int(available[1, b])
-        rows.append({**bucket, "documents": int(available[0, b]), "tokens": tokens,
+        rows.append({**entry, "documents": int(available[0, b]), "tokens": tokens,
                      "documents_written": int(out[0, b]), "tokens_written": int(out[1, b]),
                      "epochs": round(int(out[1, b]) / tokens, 4) if tokens else 0.0})
-    return {"column": repeat.column, "buckets": rows}
+    return {"column": repeat.column, "bins": rows}
 
 
 def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resumed: int,
@@ -180,8 +180,8 @@ def _report(mix: MixConfig, plans, manifest: dict[str, Any], wall: float, resume
             "shortfall_tokens": max(0, plan.target_tokens - written["tokens"]),
         })
         if mix.sources[index].repeat is not None:
-            # `available_tokens` and `epochs` count every copy; each bucket's `epochs`: its tokens written / once
-            sources[-1]["repeat"] = _buckets(mix, index, scans, shard_results)
+            # `available_tokens` and `epochs` count every copy; each bin's `epochs`: its tokens written / once
+            sources[-1]["repeat"] = _bins(mix, index, scans, shard_results)
     return {"total_tokens_target": mix.total_tokens, "total_tokens": total,
             "documents": manifest["totals"]["rows"], "shards": manifest["totals"]["shards"],
             "bytes": manifest["totals"]["bytes"], "seed": mix.seed, "shards_resumed": resumed,
