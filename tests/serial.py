@@ -19,10 +19,15 @@ class SerialRuntime:
         return results
 
     def map_files(self, uris, cfg, output, blocklist, on_result, per_host=None, kind="filter", folder=None):
-        from refinedweb.runtime.ray_runner import _filter_task
+        """The filter pass (or document stages) over each file, as a Ray task runs it (without the task's
+        runtime context, which would start Ray)."""
+        from refinedweb.runtime.documents_pass import documents_file
+        from refinedweb.runtime.filter_pass import Pipeline, filter_file
 
+        stages = Pipeline.build(cfg, blocklist)
         for uri in uris:
-            on_result(_filter_task(uri, cfg, output, blocklist, kind, folder), uri)
+            on_result(documents_file(uri, cfg, output, stages, folder) if kind == "documents"
+                      else filter_file(uri, cfg, output, stages), uri)
 
     def start(self):
         return self

@@ -91,7 +91,9 @@ def test_url_duplicates_keep_the_first(corpus, deduped):
     out, stats, _ = deduped
     for group in c.url_groups:
         assert group[0] in out and all(g not in out for g in group[1:])
+        assert out[group[0]]["url_duplicate_count"] == len(group)       # the kept document counts its URL's copies
     assert stats["methods"]["url"]["duplicates_in_run"] == sum(len(g) - 1 for g in c.url_groups)
+    assert sum(r["url_duplicate_count"] - 1 for r in out.values()) == stats["methods"]["url"]["duplicates_in_run"]
 
 
 def test_stats_reconcile_and_ray_equals_in_process(corpus, deduped, tmp_path):
@@ -296,6 +298,7 @@ def test_url_priority_column(tmp_path, parts):
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "u.parquet")
     first, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "a", "dedup.methods=[url]", f"dedup.parts={parts}")
     assert sorted(first) == ["old", "other"]
+    assert (first["old"]["url_duplicate_count"], first["other"]["url_duplicate_count"]) == (3, 1)
     latest, _ = dedup_in_process([tmp_path / "u.parquet"], tmp_path / "b", "dedup.methods=[url]",
                                  "dedup.url.priority=date", f"dedup.parts={parts}")
     assert sorted(latest) == ["new", "other"]

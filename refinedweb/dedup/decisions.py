@@ -82,6 +82,35 @@ class RemovedRows:
         return rows[keep], table.filter(pa.array(keep)), {}
 
 
+COUNT = np.dtype([("row", "<u4"), ("count", "<u4")])
+
+
+class CountedRows(RemovedRows):
+    """A decision that removes rows and gives each kept row how many documents it stood for, as `column` (1 for a
+    row without a count): the part's `(row, count)` records under `<work>/<method>/counts/p=P/`."""
+
+    def __init__(self, storage, method: str, part: int, column: str):
+        super().__init__(storage, method, part)
+        self.column = column
+        arrays = load_arrays(storage, f"{WORK}/{method}/counts/p={part:05d}")
+        counts = np.sort(np.concatenate(arrays)) if arrays else np.empty(0, COUNT)
+        self.rows, self.counts = counts["row"], counts["count"]
+
+    def __call__(self, rows: np.ndarray, table: pa.Table) -> tuple[np.ndarray, pa.Table, dict[str, int]]:
+        rows, table, extra = super().__call__(rows, table)
+        values = np.ones(len(rows), dtype=np.int32)
+        if len(self.rows) and len(rows):
+            at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+            hit = self.rows[at] == rows
+            values[hit] = self.counts[at[hit]]
+        array = pa.array(values, pa.int32())
+        if self.column in table.column_names:
+            table = table.set_column(table.column_names.index(self.column), self.column, array)
+        else:
+            table = table.append_column(self.column, array)
+        return rows, table, extra
+
+
 class Decisions:
     """What some methods decided for one part, applied to its batches in `dedup.methods` order (a context
     manager: files a decision maps, such as the exact-substring marks, are released on exit)."""

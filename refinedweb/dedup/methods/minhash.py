@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ...errors import UserError
 from ..corpus import Corpus, iter_part
-from ..decisions import Decisions, RemovedRows, to_parts
+from ..decisions import COUNT, CountedRows, Decisions, to_parts
 from ..kernels.components import component_sizes, connected_components, large_star, small_star, star_roots
 from ..plan import WORK, DedupRun, bucket_stats, bucket_units, methods_before, open_work, records_total, timed
 from ..scan import scan_part
@@ -41,40 +41,13 @@ def min_buckets(cfg: dict[str, Any], parts: int) -> int:
     return parts * int(cfg["dedup"]["minhash"]["band_groups"])
 
 
-COUNT = np.dtype([("row", "<u4"), ("count", "<u4")])
-COLUMN = "duplicate_count"
+COLUMN = "duplicate_count"      # the kept member of a cluster: the cluster's size (FineWeb-2's rehydration)
 
 
-class Clusters(RemovedRows):
-    """MinHash's decision on a part: every member of a near-duplicate cluster but its earliest leaves, and the
-    earliest gets the cluster's size as `duplicate_count` (1 for a document in no cluster), so that data can be
-    re-weighted ("rehydrated") at mixing time (FineWeb-2)."""
-
-    def __init__(self, storage, part: int):
-        super().__init__(storage, NAME, part)
-        arrays = load_arrays(storage, f"{WORK}/{NAME}/counts/p={part:05d}")
-        counts = np.concatenate(arrays) if arrays else np.empty(0, COUNT)
-        self.rows, self.counts = counts["row"], counts["count"]
-        order = np.argsort(self.rows)
-        self.rows, self.counts = self.rows[order], self.counts[order]
-
-    def __call__(self, rows: np.ndarray, table: pa.Table) -> tuple[np.ndarray, pa.Table, dict[str, int]]:
-        rows, table, extra = super().__call__(rows, table)
-        values = np.ones(len(rows), dtype=np.int32)
-        if len(self.rows) and len(rows):
-            at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-            hit = self.rows[at] == rows
-            values[hit] = self.counts[at[hit]]
-        array = pa.array(values, pa.int32())
-        if COLUMN in table.column_names:
-            table = table.set_column(table.column_names.index(COLUMN), COLUMN, array)
-        else:
-            table = table.append_column(COLUMN, array)
-        return rows, table, extra
-
-
-def decision(storage, cfg: dict[str, Any], part: int, stack) -> Clusters:
-    return Clusters(storage, part)
+def decision(storage, cfg: dict[str, Any], part: int, stack) -> CountedRows:
+    """Every member of a near-duplicate cluster but its earliest leaves; the earliest gets the cluster's size as
+    `duplicate_count` (1 for a document in no cluster), so that data can be re-weighted at mixing time."""
+    return CountedRows(storage, NAME, part, COLUMN)
 
 
 def output_columns(cfg: dict[str, Any]) -> dict[str, pa.DataType]:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from ...errors import UserError
 from .. import seen_store
 from ..corpus import Corpus
-from ..decisions import PartFiles, RemovedRows
+from ..decisions import COUNT, CountedRows, PartFiles
 from ..kernels.url_keys import has_url, url_hashes
 from ..plan import WORK, DedupRun, bucket_stats, bucket_units, methods_before, open_work, timed
 from ..scan import scan_part
@@ -66,8 +66,17 @@ def store_ranges(ctx: DedupRun) -> int:
     return int(ctx.corpus.buckets.get("url_store", 0))
 
 
-def decision(storage, cfg: dict[str, Any], part: int, stack) -> RemovedRows:
-    return RemovedRows(storage, NAME, part)
+COLUMN = "url_duplicate_count"   # the kept document of a URL: how many documents of this run had that URL
+
+
+def decision(storage, cfg: dict[str, Any], part: int, stack) -> CountedRows:
+    """One document per URL stays, with the number of this run's documents that reached URL dedup with its URL
+    (after MinHash and exact substrings; 1 for a unique or missing URL) as `url_duplicate_count`."""
+    return CountedRows(storage, NAME, part, COLUMN)
+
+
+def output_columns(cfg: dict[str, Any]) -> dict[str, pa.DataType]:
+    return {COLUMN: pa.int32()}
 
 
 def check(cfg: dict[str, Any], corpus: Corpus) -> None:
@@ -159,7 +168,8 @@ def url_bucket(bucket: int, passes: int, seen_slices: list, priority_type: str |
     chunk = max(1 << 16, task_budget_bytes(cfg) // 64)
     folder = f"{WORK}/url/records"
     within = earlier = 0
-    with PartFiles(storage, f"{WORK}/url/removed", f"b{bucket:05d}", np.uint32) as sink:
+    with PartFiles(storage, f"{WORK}/url/removed", f"b{bucket:05d}", np.uint32) as sink, \
+            PartFiles(storage, f"{WORK}/url/counts", f"b{bucket:05d}", COUNT) as count_sink:
         for k, (records, ordinals) in enumerate(read_bucket(storage, folder,
                                                             bucket_segments(storage, folder, bucket, corpus.parts),
                                                             dtype, starts, passes)):
@@ -181,6 +191,16 @@ def url_bucket(bucket: int, passes: int, seen_slices: list, priority_type: str |
             removed = ordinals[order[~winner | old]]
             parts = corpus.part_of(removed)
             sink.add(parts, (removed - starts[parts]).astype(np.uint32))
+            ends = np.flatnonzero(winner)                  # each URL's run ends at its winner
+            sizes = np.diff(ends, prepend=-1)
+            counted = (sizes > 1) & ~old[ends]
+            if counted.any():
+                kept = ordinals[order[ends[counted]]]
+                parts = corpus.part_of(kept)
+                records = np.empty(len(kept), COUNT)
+                records["row"] = (kept - starts[parts]).astype(np.uint32)
+                records["count"] = sizes[counted]
+                count_sink.add(parts, records)
     return timed(started, bucket=bucket, passes=passes, duplicates_in_run=within, seen_in_earlier_runs=earlier)
 
 
