@@ -192,12 +192,13 @@ def train_classifier(positive: list[str], negative: list[str], output: str, cfg:
     import floret
 
     with tempfile.TemporaryDirectory(prefix="refinedweb-classifier-") as tmp:
-        lines = [f"{sample.label} {line}\n" for sample in classes for line in sample.train]
-        random.Random(ccfg.seed).shuffle(lines)
+        order = [(c, i) for c, sample in enumerate(classes) for i in range(len(sample.train))]
+        random.Random(ccfg.seed).shuffle(order)                  # the classes interleaved (indices: no text copy)
         train_file = os.path.join(tmp, "train.txt")
         with open(train_file, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        del lines
+            for c, i in order:
+                fh.write(f"{classes[c].label} {classes[c].train[i]}\n")
+        del order
         started = time.perf_counter()
         trained = floret.train_supervised(
             input=train_file, lr=ccfg.lr, dim=ccfg.dim, ws=ccfg.ws, epoch=ccfg.epoch, minCount=ccfg.min_count,
