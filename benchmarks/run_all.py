@@ -56,6 +56,7 @@ def main() -> None:
     results["seen_store_scale"] = run([PY, str(HERE / "seen_store_scale.py")])
     results["hash_collisions"] = run([PY, str(HERE / "hash_collisions.py")])
     results["quality_model_speed"] = run([PY, str(HERE / "quality_model_speed.py")])
+    results["pii_speed"] = run([PY, str(HERE / "pii_speed.py")])
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])

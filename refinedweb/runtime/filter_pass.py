@@ -23,7 +23,7 @@ from ..io.inputs import open_input
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardLimits, ShardWriter
 from ..io.remote import FetchConfig, is_remote, redact, scrub
 from ..io.storage import language_folder, open_storage, safe_name
-from ..stages.contract import READ, TOKENS, Stage, build_stages
+from ..stages.contract import READ, TOKENS, Stage, build_stages, count_key
 from ..stages.read import Page, ReadConfig, Skip, iter_pages
 from ..stats import FileAccount
 from .run_state import write_marker
@@ -175,6 +175,12 @@ class PipelineRun:
             else:
                 account.keep(stage.name, seconds, len(doc.text) if doc.text else len(doc.html))
                 survivors.append((chunk, i))
+            if stage.counts:
+                tally = account.stages[stage.name].setdefault("counts", {})
+                for kind in stage.counts:
+                    n = doc.metadata.pop(count_key(kind), 0)
+                    if n:
+                        tally[kind] = tally.get(kind, 0) + n
         return survivors
 
 

@@ -50,6 +50,8 @@ class Stage:
     batch: Callable[[list[Document]], list[str | None]] | None = None
     batch_size: int | None = None     # batch: documents per call, gathered across chunks (None: a chunk's survivors)
     signals: dict[str, Any] = field(default_factory=dict)   # the module's SIGNALS (set by build_stages)
+    counts: tuple[str, ...] = ()     # kinds the stage counts per document (`doc.metadata[count_key(kind)]`), summed
+                                     # into its stats as `counts` (e.g. pii: email, ip): events, not documents
     edits_text: bool = False                                 # the module's EDITS_TEXT (set by build_stages)
 
     def __post_init__(self) -> None:
@@ -105,6 +107,11 @@ class Shared:
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+
+def count_key(kind: str) -> str:
+    """The metadata key under which a stage leaves a document's count of `kind` for its stats."""
+    return f"count:{kind}"
 
 
 def stage_entries(cfg: Mapping[str, Any]) -> list[str]:
