@@ -254,4 +254,4 @@ def test_refinedweb_europe_by_its_packaged_name(tmp_path, monkeypatch):
     unknown = run_cli("run", "--config", "refinedweb-asia", "--input", str(SAMPLES / "dolma_sample-0000.warc.gz"),
                       "--output", str(tmp_path / "x"))
     assert unknown.returncode == 2, unknown.stderr
-    assert "config file not found: refinedweb-asia (packaged configs: refinedweb, refinedweb-europe)" in unknown.stderr
+    assert "config file not found: refinedweb-asia (packaged configs: refinedweb, refinedweb-europe, refinedweb-pii)" in unknown.stderr
