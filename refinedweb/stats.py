@@ -103,8 +103,10 @@ def merge_stage_stats(total: dict[str, dict], part: dict[str, dict]) -> None:
         for key in ("dropped", "errors"):
             for reason, n in st.get(key, {}).items():
                 agg[key][reason] = agg[key].get(reason, 0) + n
-        for kind, n in st.get("counts", {}).items():      # a stage's own counts (stages/contract.py: counts)
-            agg.setdefault("counts", {})[kind] = agg.setdefault("counts", {}).get(kind, 0) + n
+        if st.get("counts"):                              # a stage's own counts (stages/contract.py: counts)
+            counts = agg.setdefault("counts", {})
+            for kind, n in st["counts"].items():
+                counts[kind] = counts.get(kind, 0) + n
 
 
 def summarise(files: list[dict[str, Any]], wall_seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .cache import sha256_file
 from .storage import LocalStorage
 
 DOCUMENT_SCHEMA = pa.schema([
@@ -211,7 +211,7 @@ class ShardWriter:
         self._sink.close()
         relpath = self._relpath(self.sequence)
         entry = {"path": relpath, "rows": self.rows_in_shard, "tokens": self.tokens_in_shard,
-                 "bytes": os.path.getsize(self._tmp), "sha256": _sha256(self._tmp)}
+                 "bytes": os.path.getsize(self._tmp), "sha256": sha256_file(self._tmp)}
         if self.languages:
             entry["languages"] = {k: {"rows": v[0], "tokens": v[1]} for k, v in sorted(self.languages.items())}
         if self.corpora:
@@ -304,11 +304,3 @@ def _count_by(table: pa.Table, column: str, into: dict[str, list[int]]) -> None:
         slot = into.setdefault(value or "unknown", [0, 0])
         slot[0] += 1
         slot[1] += n or 0
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

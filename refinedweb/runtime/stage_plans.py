@@ -19,7 +19,7 @@ from ..documents import Document
 from ..io.cache import cached_file
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
-from ..stages.contract import PLANS, READ, build_stages, stage_modules
+from ..stages.contract import PLANS, READ, stage_modules
 from ..stats import FileAccount
 
 READERS = 8
@@ -103,7 +103,6 @@ class PlanContext:
 def make_plans(cfg: dict[str, Any], identities: dict[str, dict[str, dict[str, Any]]], inputs: list[str],
                fetch: FetchConfig, kind: str, log: Callable[[str], None]) -> dict[str, Any]:
     """stage -> its plan: `{"files": identities, ...what its plan hook returned}`."""
-    from ..stages.read import ReadConfig
     from .filter_pass import Pipeline
 
     plans: dict[str, Any] = {}
@@ -119,7 +118,7 @@ def make_plans(cfg: dict[str, Any], identities: dict[str, dict[str, dict[str, An
         def before(docs: list[Document], earlier=earlier) -> list[Document]:
             if not earlier["filter"]["stages"]:
                 return docs
-            pipeline = Pipeline(build_stages(earlier), ReadConfig.from_config(cfg["read"]), len(docs) or 1)
+            pipeline = Pipeline.build(earlier)
             verdicts = pipeline.process(docs, FileAccount("sample", pipeline.names))
             return [d for d, v in zip(docs, verdicts) if v is None]
 
