@@ -167,10 +167,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _merge(config, {k: v for k, v in tree.items() if k in defaults}, defaults)
         _merge(stage_sections, {k: v for k, v in tree.items() if k not in defaults}, None)
     from .dedup.methods import user_sections
-    from .stages.contract import stage_modules
+    from .stages.contract import section_name, stage_modules
 
     # every entry of filter.stages is a stage, and a user's dedup method has its section too
-    names = {module.NAME for module in stage_modules(config)} | set(user_sections(config))
+    names = {section_name(module) for module in stage_modules(config)} | set(user_sections(config))
     if stage_sections:
         for key, section in stage_sections.items():
             if key not in names:

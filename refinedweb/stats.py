@@ -106,7 +106,17 @@ def merge_stage_stats(total: dict[str, dict], part: dict[str, dict]) -> None:
         if st.get("counts"):                              # a stage's own counts (stages/contract.py: counts)
             counts = agg.setdefault("counts", {})
             for kind, n in st["counts"].items():
-                counts[kind] = counts.get(kind, 0) + n
+                add_count(counts, kind, n)
+
+
+def add_count(tally: dict[str, Any], kind: str, n: int | dict[str, int]) -> None:
+    """A stage's count of `kind` added to `tally`: a number, or a {name: n} dict summed per name."""
+    if isinstance(n, dict):
+        into = tally.setdefault(kind, {})
+        for name, k in n.items():
+            into[name] = into.get(name, 0) + k
+    elif n:
+        tally[kind] = tally.get(kind, 0) + n
 
 
 def summarise(files: list[dict[str, Any]], wall_seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ DROPPED_SCHEMA = pa.schema([
     ("stage", pa.string()),
     ("reason", pa.string()),
     ("text", pa.string()),
+    ("detail", pa.string()),       # what the stage matched, when it says (decontaminate: benchmark and n-gram)
 ])
 
 

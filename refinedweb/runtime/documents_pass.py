@@ -22,7 +22,7 @@ from ..io.parquet import DROPPED_SCHEMA, ShardLimits, ShardWriter, conform
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
-from ..stages.contract import READ
+from ..stages.contract import DETAIL, READ
 from ..stats import FileAccount
 from .filter_pass import DROPPED_DIR, Chunk, Pipeline, close_file, file_failure, shard_prefix, with_signals
 from .run_state import write_marker
@@ -147,7 +147,8 @@ def _write_chunk(chunk: Chunk, stages: Pipeline, account: FileAccount, schema: p
         ids, urls = _column(table, "id", ""), _column(table, "url", "")
         rows = {"id": [ids[i] for i, *_ in dropped], "url": [urls[i] for i, *_ in dropped],
                 "source": [d.source if d else source for *_, d in dropped], "stage": [s for _, s, _, _ in dropped],
-                "reason": [r for _, _, r, _ in dropped], "text": [d.text if d else "" for *_, d in dropped]}
+                "reason": [r for _, _, r, _ in dropped], "text": [d.text if d else "" for *_, d in dropped],
+                "detail": [d.metadata.get(DETAIL) if d else None for *_, d in dropped]}
         writers[DROPPED_DIR].add_table(pa.table(rows, schema=DROPPED_SCHEMA))
 
 

@@ -18,8 +18,8 @@ from ..io.remote import FetchConfig, redact
 from ..io.storage import open_storage
 from ..io.tables import TABLE_SUFFIXES
 from ..stages.blocklist import load_blocklist
-from ..stages.contract import PLANS, check_stages, labels, stage_entries, stage_modules, versions
-from ..stats import STATS, summarise
+from ..stages.contract import PLANS, TOKENS, check_stages, labels, section_name, stage_entries, stage_modules, versions
+from ..stats import META, STATS, summarise
 from .documents_pass import text_column_missing
 from .filter_pass import DROPPED_DIR, FILTERED_DIR, max_error_fraction, shard_prefix
 from .memory import memory_report
@@ -65,6 +65,7 @@ def run_document_stages(entries: list[str], inputs: list[str], output: str, cfg:
     runtime = runtime or RayRuntime.for_config(cfg, workers, ray_address)
     files, ingested = ingest_inputs(files, f"_work/{folder}/jsonl", open_storage(output, fetch).uri,
                                     str(cfg["inputs"]["text_field"]), fetch, runtime, int(cfg["run"]["max_retries"]), log)
+    recount = False
     for uri in files:                            # a file without text is refused before any work
         try:
             schema = open_parquet(uri, fetch).schema_arrow
@@ -73,6 +74,13 @@ def run_document_stages(entries: list[str], inputs: list[str], output: str, cfg:
         if text_column_missing(schema):
             raise UserError(f"Parquet input {redact(uri)} has no string column 'text' for the document stages "
                             "(inputs.text_field renames the text of JSONL inputs only)")
+        recount = recount or "token_count" in schema.names
+    edits = [m.NAME for m in modules if getattr(m, "EDITS_TEXT", False)]
+    if edits and TOKENS not in entries and files and recount:
+        # the input's token_count would be stale where a stage edited the text: counted again, after the stages
+        cfg = {**cfg, "filter": {**cfg["filter"], "stages": [*entries, TOKENS]}}
+        log(f"[{folder}] {', '.join(edits)} edit(s) the text of input with token_count: {TOKENS} runs last to "
+            "count it again")
     if folder in (FILTERED_DIR, DROPPED_DIR, "dedup", "mix", "tokenized"):
         raise UserError(f"--stage {','.join(entries)}: the last stage's name '{folder}' is another stage's folder")
     with runtime.session(owned) as runtime:
@@ -92,7 +100,16 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
     identities = file_identities(cfg, fetch)
     state = StageState(storage, folder, cfg, sections, versions(cfg), fingerprint_entries(identities))
     state.prepare(overwrite, log, extra_folders=(DROPPED_DIR,))
-    plans = state.plans(lambda: make_plans(cfg, identities, files, fetch, kind, log))
+    owned = runtime is None
+    runtime = runtime or RayRuntime.for_config(cfg, workers, ray_address)
+    with runtime.session(owned) as runtime:        # Ray starts with the first task (a plan's count, or the pass)
+        return _run_planned(files, storage, cfg, folder, kind, state, identities, fetch=fetch, log=log,
+                            runtime=runtime, progress=progress, tag=tag)
+
+
+def _run_planned(files: list[str], storage, cfg: dict[str, Any], folder: str, kind: str, state: StageState,
+                 identities: dict[str, Any], *, fetch: FetchConfig, log, runtime, progress, tag: str) -> dict[str, Any]:
+    plans = state.plans(lambda: make_plans(cfg, identities, files, fetch, kind, log, runtime, storage, folder))
     cfg = {**cfg, PLANS: plans}
     done = state.completed()
     finished = {uri: done[shard_prefix(uri)] for uri in files if shard_prefix(uri) in done}
@@ -120,13 +137,11 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
                 state.consolidate(f"files-{min(batch)}", dict(batch))
                 batch.clear()
 
-    owned = runtime is None
     if todo:
-        with (runtime or RayRuntime.for_config(cfg, workers, ray_address)).session(owned) as runtime:
-            runtime.start()
-            log(f"[{tag}] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
-            runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host,
-                              kind=kind, folder=folder)
+        runtime.start()
+        log(f"[{tag}] Ray: {runtime.slots} worker slot(s) {runtime.describe()}")
+        runtime.map_files(todo, cfg, storage.uri, blocklist, on_result, per_host=fetch.max_concurrent_per_host,
+                          kind=kind, folder=folder)
     if batch:
         state.consolidate(f"files-{min(batch)}", batch)
     order = {redact(uri): i for i, uri in enumerate(files)}
@@ -137,6 +152,12 @@ def _run_pass(files: list[str], output: str, cfg: dict[str, Any], folder: str, k
                                "files_resumed": len(finished), "output": f"{storage.uri}/{folder}",
                                **memory_report(results, cfg, tag, log)})
     storage.write_json(f"{folder}/{STATS}", summary)
+    for module in stage_modules(cfg):              # what a stage found over the whole run (its `summary` hook)
+        section = cfg.get(section_name(module)) or {}
+        if hasattr(module, "summary") and section.get("enabled", True) is not False:
+            found = module.summary(section, plans.get(module.NAME, {}), summary["stages"].get(module.NAME, {}),
+                                   identities.get(module.NAME, {}))
+            storage.write_json(f"{folder}/{META}/{section_name(module)}.json", found)
     if not summary["totals"]["files_failed"]:
         # the manifest says "complete": only when every input file is in
         entries = [e for r in results for e in r.get("shards", []) if e["path"].startswith(folder + "/")]

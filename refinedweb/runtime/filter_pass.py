@@ -23,9 +23,9 @@ from ..io.inputs import open_input
 from ..io.parquet import DOCUMENT_SCHEMA, DROPPED_SCHEMA, ShardLimits, ShardWriter
 from ..io.remote import FetchConfig, is_remote, redact, scrub
 from ..io.storage import language_folder, open_storage, safe_name
-from ..stages.contract import READ, TOKENS, Stage, build_stages, count_key
+from ..stages.contract import DETAIL, READ, TOKENS, Stage, build_stages, count_key
 from ..stages.read import Page, ReadConfig, Skip, iter_pages
-from ..stats import FileAccount
+from ..stats import FileAccount, add_count
 from .run_state import write_marker
 
 FILTERED_DIR = "filtered"
@@ -178,9 +178,7 @@ class PipelineRun:
             if stage.counts:
                 tally = account.stages[stage.name].setdefault("counts", {})
                 for kind in stage.counts:
-                    n = doc.metadata.pop(count_key(kind), 0)
-                    if n:
-                        tally[kind] = tally.get(kind, 0) + n
+                    add_count(tally, kind, doc.metadata.pop(count_key(kind), 0))
         return survivors
 
 
@@ -336,7 +334,7 @@ def _write_chunk(chunk: Chunk, stages: Pipeline, account: FileAccount, source: s
         elif write_dropped:
             writer_for(DROPPED_DIR, DROPPED_SCHEMA).add(
                 {"id": doc.id, "url": doc.url, "source": source, "stage": drop.stage,
-                 "reason": drop.reason, "text": doc.text})
+                 "reason": drop.reason, "text": doc.text, "detail": doc.metadata.get(DETAIL)})
 
 
 def _note_fetch(account: FileAccount, stream) -> None:

@@ -3,23 +3,27 @@
 `file_identities` hashes every file a configured stage loads (a model): the hashes join the resume fingerprint,
 and the workers check them. `make_plans` calls each stage's `plan` hook with a `PlanContext`, whose `sample`
 draws documents from the Parquet input and runs the stages before that one over them, so that a plan sees what
-its stage will see. The plans are stored with the run (`StageState.plans`): a resume reuses them.
+its stage will see, `count` sums a function over the whole input (a task per file), and `put` stores a file the
+tasks load (an index). The plans are stored with the run (`StageState.plans`): a resume reuses them.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import pyarrow as pa
 
 from ..documents import Document
 from ..io.cache import cached_file
 from ..io.random_access import open_parquet
 from ..io.remote import FetchConfig, redact
-from ..stages.contract import PLANS, READ, stage_modules
+from ..stages.contract import PLANS, READ, section_name, stage_modules
 from ..stats import FileAccount
 
 READERS = 8
@@ -27,7 +31,7 @@ READERS = 8
 
 def _enabled(cfg: dict[str, Any]):
     for index, module in enumerate(stage_modules(cfg)):
-        section = cfg.get(module.NAME) or {}
+        section = cfg.get(section_name(module)) or {}
         if section.get("enabled", True) is not False:
             yield index, module, section
 
@@ -57,6 +61,35 @@ class PlanContext:
     log: Callable[[str], None]
     before: Callable[[list[Document]], list[Document]] = field(repr=False, default=lambda docs: docs)
     needs_all_columns: bool = False
+    stage: str = ""
+    earlier: dict[str, Any] = field(repr=False, default_factory=dict)    # the config of the stages before this one
+    runtime: Any = field(repr=False, default=None)                     # runs `count`'s tasks
+    storage: Any = field(repr=False, default=None)                     # the output root (`put`)
+    folder: str = ""
+
+    def put(self, name: str, local_path: str) -> dict[str, Any]:
+        """Store a file the tasks load (an index) with the run, `<folder>/.refinedweb/plans/<stage>/<name>` (gone
+        with --overwrite); its {uri, sha256, size} for `cached_file` in the tasks."""
+        from ..io.cache import sha256_file
+
+        relpath = f"{self.folder}/.refinedweb/plans/{self.stage}/{name}"
+        identity = {"sha256": sha256_file(local_path), "size": os.path.getsize(local_path)}
+        tmp = self.storage.temp_path(relpath)
+        shutil.copyfile(local_path, tmp)
+        self.storage.commit(tmp, relpath)
+        return {"uri": f"{self.storage.uri}/{relpath}", **identity}
+
+    def count(self, fn: Callable[..., dict[str, int]], *args: Any) -> dict[str, int]:
+        """The sum over the whole input of `fn(docs, *args) -> {name: n}`, `docs` a batch of documents as they
+        reach this stage: one task per input file (a first pass that reads and writes nothing else)."""
+        if self.kind != "documents":
+            raise ValueError("count() needs Parquet input")
+        calls = [(uri, self.fetch, self.earlier, self.needs_all_columns, fn, args) for uri in self.inputs]
+        total: dict[str, int] = {}
+        for part in self.runtime.map(_count_file, calls, int(self.earlier["run"]["max_retries"])):
+            for name, n in part.items():
+                total[name] = total.get(name, 0) + n
+        return total
 
     def sample(self, documents: int, row_groups: int, seed: int) -> list[Document]:
         """A seeded sample of the input's documents as they reach this stage (after the stages before it).
@@ -100,8 +133,28 @@ class PlanContext:
         return [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
 
 
+def _count_file(uri: str, fetch: FetchConfig, earlier: dict[str, Any], all_columns: bool, fn: Callable,
+                args: tuple) -> dict[str, int]:
+    """Inside a task: `PlanContext.count` over one Parquet file, batch by batch."""
+    from .documents_pass import _read_chunk
+    from .filter_pass import Pipeline
+
+    pipeline = Pipeline.build(earlier) if earlier["filter"]["stages"] else None
+    parquet = open_parquet(uri, fetch)
+    total: dict[str, int] = {}
+    for batch in parquet.iter_batches(batch_size=1000, columns=None if all_columns else ["text"], use_threads=False):
+        docs = _read_chunk(pa.Table.from_batches([batch]), FileAccount(redact(uri), [READ]), redact(uri)).docs
+        if pipeline is not None:
+            verdicts = pipeline.process(docs, FileAccount(redact(uri), pipeline.names))
+            docs = [d for d, v in zip(docs, verdicts) if v is None]
+        for name, n in fn(docs, *args).items():
+            total[name] = total.get(name, 0) + n
+    return total
+
+
 def make_plans(cfg: dict[str, Any], identities: dict[str, dict[str, dict[str, Any]]], inputs: list[str],
-               fetch: FetchConfig, kind: str, log: Callable[[str], None]) -> dict[str, Any]:
+               fetch: FetchConfig, kind: str, log: Callable[[str], None], runtime: Any = None, storage: Any = None,
+               folder: str = "") -> dict[str, Any]:
     """stage -> its plan: `{"files": identities, ...what its plan hook returned}`."""
     from .filter_pass import Pipeline
 
@@ -122,6 +175,7 @@ def make_plans(cfg: dict[str, Any], identities: dict[str, dict[str, dict[str, An
             verdicts = pipeline.process(docs, FileAccount("sample", pipeline.names))
             return [d for d, v in zip(docs, verdicts) if v is None]
 
-        context = PlanContext(kind, files, fetch, inputs, log, before, needs_all_columns=bool(index))
+        context = PlanContext(kind, files, fetch, inputs, log, before, needs_all_columns=bool(index), stage=module.NAME,
+                              earlier=earlier, runtime=runtime, storage=storage, folder=folder)
         plans[module.NAME] = {**plans.get(module.NAME, {}), **(module.plan(section, context) or {})}
     return plans

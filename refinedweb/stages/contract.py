@@ -1,7 +1,7 @@
 """The contract every document stage keeps, and the pipeline built from `filter.stages`.
 
 A stage is a module exporting:
-  NAME        its accounting name and YAML section (two stages with one NAME are refused)
+  NAME        its accounting name, output folder and YAML section (two stages with one NAME are refused)
   LABEL       its name in reports
   build(section, shared) -> Stage   the stage for one worker: `apply` edits a `Document` (text, fields,
               `metadata`) and returns a drop reason or None; or `batch` does that for a list (a model), in
@@ -18,8 +18,13 @@ and optionally:
   files(section) -> {name: uri}   files every worker loads (a model): the driver hashes each before the run, the
               hashes join the fingerprint, and `shared.plan["files"][name]` gives the workers the identity to check
   plan(section, context) -> dict  work done once on the driver before any task (`runtime/stage_plans.py`), e.g. a
-              threshold estimated from a sample of the input; stored with the run, so that every task and a resume
-              use the same; `shared.plan` in `build`
+              threshold estimated from a sample of the input, or an index the tasks memory-map; stored with the run,
+              so that every task and a resume use the same; `shared.plan` in `build`
+  SECTION     its YAML section when that is not NAME (decontaminate reads `decontamination`)
+  summary(section, plan, stats) -> dict  after the pass, what the stage found over the whole run (its stats: the
+              summed `counts`), written as `<folder>/.refinedweb/<SECTION>.json` beside the stage's stats
+A stage that drops a document may say what it matched under `doc.metadata[DETAIL]`: the `detail` column of its
+`dropped/` row (decontaminate: the benchmark and the n-gram).
 A `build` may set `signals` on the Stage it returns when its columns depend on its config (else: SIGNALS).
 Packaged stages live in `refinedweb/stages/<name>.py`; any other importable module is named by its dotted path
 in `filter.stages` and configured by a YAML section named after its `NAME`. The stage list, the accounting, the
@@ -41,6 +46,7 @@ PACKAGE = "refinedweb.stages"
 READ = "read"                  # the source stage: records -> pages, accounted before the document stages
 TOKENS = "tokens"              # counts the final text: no stage that edits text may come after it
 PLANS = "_plans"               # the config key carrying the driver's plans to the workers (not a section)
+DETAIL = "drop_detail"         # metadata key: what a dropping stage matched, to the dropped row's `detail`
 
 
 @dataclass
@@ -51,7 +57,8 @@ class Stage:
     batch_size: int | None = None     # batch: documents per call, gathered across chunks (None: a chunk's survivors)
     signals: dict[str, Any] = field(default_factory=dict)   # the module's SIGNALS (set by build_stages)
     counts: tuple[str, ...] = ()     # kinds the stage counts per document (`doc.metadata[count_key(kind)]`), summed
-                                     # into its stats as `counts` (e.g. pii: email, ip): events, not documents
+                                     # into its stats as `counts` (e.g. pii: email, ip): events, not documents; a
+                                     # value may be a {name: n} dict, summed per name (decontaminate: per n-gram)
     edits_text: bool = False                                 # the module's EDITS_TEXT (set by build_stages)
 
     def __post_init__(self) -> None:
@@ -82,7 +89,7 @@ class Shared:
     def for_stage(self, module: ModuleType) -> "Shared":
         view = Shared.__new__(Shared)
         view.__dict__.update(self.__dict__)          # the same cache and blocklist
-        view._allowed, view._stage = {module.NAME, *getattr(module, "READS", ())}, module.NAME
+        view._allowed, view._stage = {section_name(module), *getattr(module, "READS", ())}, module.NAME
         return view
 
     def section(self, name: str) -> Mapping[str, Any]:
@@ -107,6 +114,11 @@ class Shared:
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+
+def section_name(module: ModuleType) -> str:
+    """The YAML section a stage module reads: its SECTION, else its NAME."""
+    return getattr(module, "SECTION", module.NAME)
 
 
 def count_key(kind: str) -> str:
@@ -170,7 +182,7 @@ def sections(cfg: Mapping[str, Any]) -> list[str]:
     """The config sections the stages read: their own, and those a module says it also reads (`READS`)."""
     out: list[str] = [READ]
     for module in stage_modules(cfg):
-        for name in (module.NAME, *getattr(module, "READS", ())):
+        for name in (section_name(module), *getattr(module, "READS", ())):
             if name in cfg and name not in out:
                 out.append(name)
     return out
@@ -184,7 +196,7 @@ def resources(cfg: Mapping[str, Any]) -> tuple[float, float]:
     """(num_cpus, num_gpus) of a filter task: the largest request of any configured stage's section."""
     cpus, gpus = 1.0, 0.0
     for module in stage_modules(cfg):
-        section = cfg.get(module.NAME) or {}
+        section = cfg.get(section_name(module)) or {}
         cpus = max(cpus, float(section.get("num_cpus", 1) or 1))
         gpus = max(gpus, float(section.get("num_gpus", 0) or 0))
     return cpus, gpus
@@ -194,7 +206,7 @@ def check_stages(cfg: Mapping[str, Any]) -> None:
     """On the driver, before any task: every enabled stage's typed config (`CONFIG`) builds from its section,
     so a bad threshold is one line, not a failure of every input file in the workers."""
     for module in stage_modules(cfg):
-        section = cfg.get(module.NAME) or {}
+        section = cfg.get(section_name(module)) or {}
         if section.get("enabled", True) is not False and hasattr(module, "CONFIG"):
             module.CONFIG.from_config(section)
 
@@ -204,7 +216,7 @@ def build_stages(cfg: Mapping[str, Any], blocklist=None) -> list[Stage]:
     shared = Shared(cfg, blocklist)
     built = []
     for module in stage_modules(cfg):
-        section = cfg.get(module.NAME) or {}
+        section = cfg.get(section_name(module)) or {}
         if section.get("enabled", True) is False:
             built.append(Stage(module.NAME, apply=passes))
             continue
