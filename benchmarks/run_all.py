@@ -57,6 +57,7 @@ def main() -> None:
     results["hash_collisions"] = run([PY, str(HERE / "hash_collisions.py")])
     results["quality_model_speed"] = run([PY, str(HERE / "quality_model_speed.py")])
     results["pii_speed"] = run([PY, str(HERE / "pii_speed.py")])
+    results["decontam_speed"] = run([PY, str(HERE / "decontam_speed.py"), "--docs", "20000", "--seeds", "0", "1", "2"])
     baseline_python = REPO / ".venv-bench-datatrove" / "bin" / "python"
     if baseline_python.exists():
         results["datatrove_baseline"] = run([str(baseline_python), str(HERE / "datatrove_baseline.py"), "--warc", str(warc)])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .io.manifest import MANIFEST
+from .io.manifest import MANIFEST, META
 from .stats import STATS
 
 # The filter stages' labels come from their modules (stored in the stats by the run); dedup's are these.
@@ -105,8 +105,9 @@ def render(output: str, fetch=None) -> dict[str, str]:
 
     examples = {"drop reason": samples_by(storage, "dropped", "reason", 2, 0, 1200) if storage.list("dropped", "*.parquet")
                 else {}, "language": samples_by(storage, final, "language", 2, 0, 1200)}
+    findings = _findings_html(storage, filter_stats, [final, "filtered"])
     page = _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png, lengths_png,
-                 filter_stats, dedup_stats, examples)
+                 filter_stats, dedup_stats, examples, findings)
     storage.write_text("report.html", page)
     return {"html": f"{storage.uri}/report.html", "funnel": f"{storage.uri}/funnel.png"}
 
@@ -201,8 +202,46 @@ def _examples_html(examples: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     return "".join(parts)
 
 
+def _findings_html(storage, stats: dict[str, Any] | None, folders: list[str]) -> str:
+    """What stages counted (PII masks per kind) and decontamination.json: per benchmark, the items with overlap,
+    documents touched, characters removed and the n-grams matched most, so that a leak can be told from a phrase."""
+    parts = []
+    for name, st in ((stats or {}).get("stages") or {}).items():
+        numbers = {k: v for k, v in (st.get("counts") or {}).items() if isinstance(v, int) and ":" not in k}
+        if numbers:
+            parts.append(f"<p>{html.escape(((stats or {}).get('labels') or {}).get(name, name))}: "
+                         + ", ".join(f"{html.escape(k)} {v:,}" for k, v in numbers.items()) + "</p>")
+    for folder in dict.fromkeys(folders):
+        found = _read_json(storage, f"{folder}/{META}/decontamination.json")
+        if not found:
+            continue
+        ignored = found.get("ignored") or {}
+        parts.append(f"<h3>Decontamination (<code>{html.escape(folder)}/</code>)</h3><p>{found['n']}-grams, policy "
+                     f"{html.escape(found['policy'])}, {found['documents_in']:,} documents in; "
+                     + (f"{ignored.get('ngrams', 0):,} n-grams in more than {found['max_matches']} documents ignored "
+                        "as common phrases." if found.get("max_matches") is not None else "every match counts.")
+                     + "</p><table><tr><th>benchmark</th><th>items</th><th>too short</th><th>items with overlap</th>"
+                     "<th>documents touched</th><th>dropped</th><th>characters removed</th></tr>")
+        for bench, b in found["benchmarks"].items():
+            parts.append(f"<tr><td>{html.escape(bench)}</td><td>{b.get('items', 0):,}</td>"
+                         f"<td>{b.get('items_too_short', 0):,}</td><td>{b['items_with_overlap']:,}</td>"
+                         f"<td>{b['documents']:,}</td><td>{b['documents_dropped']:,}</td><td>{b['chars_removed']:,}</td></tr>")
+        parts.append("</table>")
+        for bench, b in found["benchmarks"].items():
+            if b["top_ngrams"]:
+                items = "".join(f"<li>{g['documents']:,} doc(s): <code>{html.escape(g['ngram'])}</code></li>"
+                                for g in b["top_ngrams"][:10])
+                parts.append(f"<details><summary>{html.escape(bench)}: n-grams matched most</summary><ul>{items}</ul>"
+                             "</details>")
+        if ignored.get("top"):
+            items = "".join(f"<li>{g['documents']:,} docs: <code>{html.escape(g['ngram'])}</code></li>"
+                            for g in ignored["top"][:10])
+            parts.append(f"<details><summary>ignored as common phrases</summary><ul>{items}</ul></details>")
+    return ("<h2>Masking and decontamination</h2>" + "".join(parts)) if parts else ""
+
+
 def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png, lengths_png,
-          filter_stats, dedup_stats, examples=None) -> str:
+          filter_stats, dedup_stats, examples=None, findings="") -> str:
     def img(data: bytes, alt: str) -> str:
         return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
@@ -245,7 +284,7 @@ def _html(rows, manifest, final, lengths, funnel_png, reasons_png, languages_png
             + "<p>≈: estimated from characters with the final tokens-per-character ratio.</p>"
             + "<h2>Drop reasons</h2>" + img(reasons_png, "drop reasons")
             + "<h2>Languages</h2>" + img(languages_png, "languages")
-            + "<h2>Document length</h2>" + img(lengths_png, "document lengths")
+            + "<h2>Document length</h2>" + img(lengths_png, "document lengths") + findings
             + (("<h2>Examples</h2><p>Sample documents (seed 0, 2 per group, the first 1,200 characters); "
                 "<code>refinedweb inspect</code> shows more.</p>" + _examples_html(examples)) if examples else "")
             + "</body></html>\n")

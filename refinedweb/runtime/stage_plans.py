@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -86,9 +87,18 @@ class PlanContext:
             raise ValueError("count() needs Parquet input")
         calls = [(uri, self.fetch, self.earlier, self.needs_all_columns, fn, args) for uri in self.inputs]
         total: dict[str, int] = {}
-        for part in self.runtime.map(_count_file, calls, int(self.earlier["run"]["max_retries"])):
-            for name, n in part.items():
+        every, last, done = float(self.earlier["run"]["progress_every_seconds"]), time.monotonic(), 0
+
+        def arrived(_: int, part: dict[str, Any]) -> None:
+            nonlocal last, done
+            done += 1
+            for name, n in part["counts"].items():
                 total[name] = total.get(name, 0) + n
+            if time.monotonic() - last >= every and done < len(calls):
+                last = time.monotonic()
+                self.log(f"[{self.stage}] counting: {done}/{len(calls)} file(s)")
+
+        self.runtime.map(_count_file, calls, int(self.earlier["run"]["max_retries"]), on_result=arrived)
         return total
 
     def sample(self, documents: int, row_groups: int, seed: int) -> list[Document]:
@@ -134,8 +144,9 @@ class PlanContext:
 
 
 def _count_file(uri: str, fetch: FetchConfig, earlier: dict[str, Any], all_columns: bool, fn: Callable,
-                args: tuple) -> dict[str, int]:
-    """Inside a task: `PlanContext.count` over one Parquet file, batch by batch."""
+                args: tuple) -> dict[str, dict[str, int]]:
+    """Inside a task: `PlanContext.count` over one Parquet file, batch by batch ({"counts": ...}: the runtime
+    adds its own keys to a task's result)."""
     from .documents_pass import _read_chunk
     from .filter_pass import Pipeline
 
@@ -149,7 +160,7 @@ def _count_file(uri: str, fetch: FetchConfig, earlier: dict[str, Any], all_colum
             docs = [d for d, v in zip(docs, verdicts) if v is None]
         for name, n in fn(docs, *args).items():
             total[name] = total.get(name, 0) + n
-    return total
+    return {"counts": total}
 
 
 def make_plans(cfg: dict[str, Any], identities: dict[str, dict[str, dict[str, Any]]], inputs: list[str],
