@@ -17,20 +17,21 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from ..dedup.kernels.minhash import NUMBA_CACHE_FALLBACK, _char_classes  # noqa: F401  (numba's cache first)
+from ..dedup.kernels.minhash import (  # noqa: F401  (NUMBA_CACHE_FALLBACK: numba's cache settled first)
+    _CHAR_MUL,
+    _GOLDEN,
+    _WORD_MUL,
+    _WORD_SEED,
+    NUMBA_CACHE_FALLBACK,
+    _char_classes,
+    _fmix64,
+)
 
 WORD, SEPARATOR, DELETED = 0, 1, 3
 TABLE = 0x20000                    # code points from here on are word characters, lowered as they are
 APOSTROPHES = "'\u2019\u02bc\u2018`"
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_CHAR_MUL = np.uint64(0x9FB21C651E98DF25)
-_WORD_MUL = np.uint64(0xD6E8FEB86659FD93)
-_WORD_SEED = np.uint64(0xCBF29CE484222325)
 _NGRAM_SEED = np.uint64(0x7A3C1E6F5D2B4897)       # not MinHash's: a decontamination key is not a shingle hash
-_S33 = np.uint64(33)
-_FMIX_C1 = np.uint64(0xFF51AFD7ED558CCD)
-_FMIX_C2 = np.uint64(0xC4CEB9FE1A85EC53)
 
 
 @lru_cache(maxsize=1)
@@ -72,16 +73,6 @@ def normalize(text: str) -> list[str]:
     if word:
         words.append("".join(word))
     return words
-
-
-@njit(cache=True, nogil=True)
-def _fmix64(h):
-    h ^= h >> _S33
-    h *= _FMIX_C1
-    h ^= h >> _S33
-    h *= _FMIX_C2
-    h ^= h >> _S33
-    return h
 
 
 @njit(cache=True, nogil=True)
