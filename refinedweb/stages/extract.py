@@ -178,11 +178,13 @@ def guard_regex_tests(path: str) -> str:
 
 
 def speed_up_trafilatura() -> None:
-    """Make trafilatura's boilerplate XPaths cheaper without changing what they select (about 15% of
-    extraction time on the benchmark pages, identical text: tests/test_extract.py), once per process.
+    """Make trafilatura's boilerplate XPaths cheaper without changing what they select (identical text:
+    tests/test_extract.py), once per process.
 
-    * every XPath of `trafilatura.xpaths` is recompiled with `guard_regex_tests`, in place (the lists are
-      shared by trafilatura's modules); results are elements, so no smart strings are built for them;
+    * the XPaths that prune the tree in precision mode become Python tests over the candidate elements
+      (`boilerplate_selectors.py`: the same node-sets, ~2-3x faster than libxml2 calling back into Python for
+      each `re:test`); every other XPath of `trafilatura.xpaths` is recompiled with `guard_regex_tests`, in
+      place (the lists are shared by trafilatura's modules); results are elements, so no smart strings;
     * trafilatura's HTML parser gets lxml's C element-class lookup instead of `lxml.html`'s Python one
       (trafilatura uses no form-element classes); the tree is the same."""
     import trafilatura.utils
@@ -191,11 +193,13 @@ def speed_up_trafilatura() -> None:
 
     if getattr(trafilatura.xpaths, "_refinedweb_guarded", False):
         return
+    from .boilerplate_selectors import selector
+
     for value in vars(trafilatura.xpaths).values():
         if isinstance(value, list) and value and all(isinstance(x, etree.XPath) for x in value):
             for i, xpath in enumerate(value):
-                value[i] = etree.XPath(guard_regex_tests(xpath.path), namespaces={"re": _EXSLT_REGEXP},
-                                       smart_strings=False)
+                value[i] = selector(xpath) or etree.XPath(guard_regex_tests(xpath.path),
+                                                          namespaces={"re": _EXSLT_REGEXP}, smart_strings=False)
     trafilatura.utils.HTML_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
         element=html.HtmlElement, comment=html.HtmlComment, pi=html.HtmlProcessingInstruction, entity=html.HtmlEntity))
     trafilatura.xpaths._refinedweb_guarded = True
