@@ -306,13 +306,29 @@ def mixed_order(size: int, pages: int, seed: int | None) -> list[int]:
     return order[:pages]
 
 
-def build(out: Path, pages: int, data: Path, seed: int | None = None) -> dict:
+MIXES = ("uniform", "big", "news")
+
+
+def weighted_order(everything: list, pages: int, seed: int, mix: str) -> list[int]:
+    """A mix built differently from the uniform one, drawn with replacement: `big` takes a page with
+    probability proportional to its size (bigger pages), `news` only the English news articles (AEB) and the
+    real crawls (old and new), no trafilatura-eval page."""
+    rng = random.Random(seed)
+    if mix == "big":
+        weights = [len(body) for _, _, body in everything]
+    else:
+        weights = [0 if source.startswith("trafilatura") else 1 for source, _, _ in everything]
+    return rng.choices(range(len(everything)), weights=weights, k=pages)
+
+
+def build(out: Path, pages: int, data: Path, seed: int | None = None, mix: str = "uniform") -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     counts: collections.Counter[str] = collections.Counter()
     statuses: collections.Counter[str] = collections.Counter()
     everything = pool(data)
-    order = mixed_order(len(everything), pages, seed)
+    order = (mixed_order(len(everything), pages, seed) if mix == "uniform" or seed is None
+             else weighted_order(everything, pages, seed, mix))
     with open(tmp, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
         writer.write_record(warcinfo_record(writer, out.name, pages))
@@ -332,6 +348,7 @@ def build(out: Path, pages: int, data: Path, seed: int | None = None) -> dict:
         "response_records": len(order),
         "requested": pages,
         "seed": seed,
+        "mix": mix,
         "pool_pages": len(everything),
         "bytes": out.stat().st_size,
         "sha256": digest,
@@ -361,11 +378,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="shuffle the pool with this seed (repeating it in new orders past its size); "
                          "default: the pages in source order, without repeats")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data root (default /work/shared/data)")
+    ap.add_argument("--mix", choices=MIXES, default="uniform",
+                    help="with --seed: uniform (each page as often), big (drawn by size) or news (no trafilatura-eval page)")
     args = ap.parse_args(argv)
     if not (args.data / "extraction").is_dir():
         print(f"error: {args.data} has no extraction/ folder (see MANIFEST.md)", file=sys.stderr)
         return 2
-    summary = build(args.out, args.pages, args.data, args.seed)
+    summary = build(args.out, args.pages, args.data, args.seed, args.mix)
     if summary["response_records"] < args.pages:
         print(f"warning: only {summary['response_records']} HTML pages available", file=sys.stderr)
     for source, n in summary["by_source"].items():

@@ -23,10 +23,10 @@ REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "data"
 
 
-def ensure_bench_warc(path: Path, pages: int, seed: int | None = None) -> Path:
+def ensure_bench_warc(path: Path, pages: int, seed: int | None = None, mix: str = "uniform") -> Path:
     if not path.exists():
         subprocess.run([sys.executable, str(HERE / "build_bench_warc.py"), "--out", str(path), "--pages", str(pages),
-                        *(["--seed", str(seed)] if seed is not None else [])], check=True, capture_output=True)
+                        *(["--seed", str(seed)] if seed is not None else []), "--mix", mix], check=True, capture_output=True)
     return path
 
 
