@@ -63,6 +63,11 @@ class Pipeline:
         decided = run.feed(Chunk(None, docs)) + run.flush()
         return decided[0].verdicts
 
+    def kept(self, docs: list[Document], source: str) -> list[Document]:
+        """The documents every stage keeps (a plan's view of its stage's input)."""
+        verdicts = self.process(docs, FileAccount(source, self.names))
+        return [d for d, v in zip(docs, verdicts) if v is None]
+
 
 @dataclass
 class Chunk:

@@ -156,8 +156,7 @@ def _count_file(uri: str, fetch: FetchConfig, earlier: dict[str, Any], all_colum
     for batch in parquet.iter_batches(batch_size=1000, columns=None if all_columns else ["text"], use_threads=False):
         docs = _read_chunk(pa.Table.from_batches([batch]), FileAccount(redact(uri), [READ]), redact(uri)).docs
         if pipeline is not None:
-            verdicts = pipeline.process(docs, FileAccount(redact(uri), pipeline.names))
-            docs = [d for d, v in zip(docs, verdicts) if v is None]
+            docs = pipeline.kept(docs, redact(uri))
         for name, n in fn(docs, *args).items():
             total[name] = total.get(name, 0) + n
     return {"counts": total}
@@ -182,9 +181,7 @@ def make_plans(cfg: dict[str, Any], identities: dict[str, dict[str, dict[str, An
         def before(docs: list[Document], earlier=earlier) -> list[Document]:
             if not earlier["filter"]["stages"]:
                 return docs
-            pipeline = Pipeline.build(earlier)
-            verdicts = pipeline.process(docs, FileAccount("sample", pipeline.names))
-            return [d for d, v in zip(docs, verdicts) if v is None]
+            return Pipeline.build(earlier).kept(docs, "sample")
 
         context = PlanContext(kind, files, fetch, inputs, log, before, needs_all_columns=bool(index), stage=module.NAME,
                               earlier=earlier, runtime=runtime, storage=storage, folder=folder)
