@@ -185,12 +185,80 @@ def test_faster_trafilatura_gives_the_same_text(extractor):
             pages += [p.html for p in iter_pages(stream, read) if isinstance(p, Page)][:count]
     for path in sorted(shared("extraction", "trafilatura_eval", "html").glob("*.html.gz"))[:80]:
         pages.append(decode_html(gzip.decompress(path.read_bytes()))[0])
+    for path in sorted(shared("extraction", "scrapinghub_aeb", "html").glob("*.html.gz"))[-40:]:
+        pages.append(decode_html(gzip.decompress(path.read_bytes()))[0])
     stock = subprocess.run([sys.executable, "-c", _STOCK_TRAFILATURA], input=json.dumps(pages), text=True,
                            capture_output=True, check=True)
     expected = [(text, None if drop is None else tuple(drop)) for text, drop in json.loads(stock.stdout)]
     got = [(text, None if drop is None else (drop.stage, drop.reason)) for text, drop in map(extractor, pages)]
-    assert len(pages) >= 150 and sum(bool(text) for text, _ in got) >= 100
+    assert len(pages) >= 190 and sum(bool(text) for text, _ in got) >= 140
     assert got == expected
+
+
+def test_readability_is_skipped_only_where_it_cannot_win():
+    """extraction_shortcuts: on real pages, readability's text is never longer than the bound, and a page where
+    readability is skipped is never one where its output would have replaced trafilatura's. Readability is run
+    anyway here, on a copy, to check both."""
+    from copy import deepcopy
+
+    import trafilatura.external as external
+    from lxml.etree import tostring
+    from trafilatura.utils import trim
+
+    from refinedweb.stages import extraction_shortcuts as sc
+    from refinedweb.stages.extract import speed_up_trafilatura
+    from refinedweb.stages.read import Page, ReadConfig, iter_pages
+
+    speed_up_trafilatura()
+    assert sc.install() and sc.stock
+    decide, seen = sc.readability_cannot_win, []
+
+    def checked(raw_tree, body, len_text, options):
+        algo = sc.stock["try_readability"](deepcopy(raw_tree))
+        algo_text = trim(tostring(algo, method="text", encoding="utf-8").decode("utf-8"))
+        preferred = external._prefer_readability(body, algo, algo_text, len_text, len(algo_text), options)
+        bound = sc.readability_bound(deepcopy(raw_tree))
+        skip = decide(raw_tree, body, len_text, options)
+        seen.append((skip, preferred, bound is None or len(algo_text) <= bound))
+        return skip
+
+    read = ReadConfig.from_config({"content_types": ["text/html"], "max_body_bytes": 5_000_000, "sniff_html": True})
+    pages = []
+    for name in ("cc2008_arc2warc_1213893279526_0.warc.gz", "aut_example.warc.gz"):
+        with open(shared("warc", name), "rb") as stream:
+            pages += [p.html for p in iter_pages(stream, read) if isinstance(p, Page)][:40]
+    for folder in ("scrapinghub_aeb", "trafilatura_eval"):
+        for path in sorted(shared("extraction", folder, "html").glob("*.html.gz"))[:40]:
+            pages.append(decode_html(gzip.decompress(path.read_bytes()))[0])
+    extract = Extractor(ExtractConfig.from_config({**_paper_extract(), "timeout_seconds": 0}))
+    sc.readability_cannot_win = checked
+    try:
+        for html in pages:
+            extract(html)
+    finally:
+        sc.readability_cannot_win = decide
+    assert len(seen) >= 150 and all(within for _, _, within in seen)
+    assert not [1 for skip, preferred, _ in seen if skip and preferred]
+    skipped = sum(skip for skip, _, _ in seen)
+    assert skipped >= len(seen) // 3 and sum(preferred for _, preferred, _ in seen) >= 5, (skipped, len(seen))
+
+
+_OTHER_TRAFILATURA = """
+import trafilatura.core as core
+from refinedweb.stages import extraction_shortcuts as sc
+sc.PINNED["external.compare_extraction"] = "0" * 16
+original = core._extract_and_compare
+print(sc.install(), core._extract_and_compare is original)
+"""
+
+
+def test_shortcuts_stay_off_on_another_trafilatura():
+    """A trafilatura whose compared functions changed runs stock: nothing is patched."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _OTHER_TRAFILATURA], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_every_boilerplate_xpath_of_the_pinned_trafilatura_has_a_selector():

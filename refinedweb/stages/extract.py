@@ -186,13 +186,15 @@ def speed_up_trafilatura() -> None:
       each `re:test`); every other XPath of `trafilatura.xpaths` is recompiled with `guard_regex_tests`, in
       place (the lists are shared by trafilatura's modules); results are elements, so no smart strings;
     * trafilatura's HTML parser gets lxml's C element-class lookup instead of `lxml.html`'s Python one
-      (trafilatura uses no form-element classes); the tree is the same."""
+      (trafilatura uses no form-element classes); the tree is the same;
+    * work whose result precision mode cannot use is skipped (`extraction_shortcuts.py`)."""
     import trafilatura.utils
     import trafilatura.xpaths
     from lxml import etree, html
 
     if getattr(trafilatura.xpaths, "_refinedweb_guarded", False):
         return
+    from . import extraction_shortcuts
     from .boilerplate_selectors import selector
 
     for value in vars(trafilatura.xpaths).values():
@@ -202,6 +204,7 @@ def speed_up_trafilatura() -> None:
                                                           namespaces={"re": _EXSLT_REGEXP}, smart_strings=False)
     trafilatura.utils.HTML_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
         element=html.HtmlElement, comment=html.HtmlComment, pi=html.HtmlProcessingInstruction, entity=html.HtmlEntity))
+    extraction_shortcuts.install()
     trafilatura.xpaths._refinedweb_guarded = True
 
 
