@@ -43,6 +43,7 @@ def main() -> None:
     if not warc.exists():
         subprocess.run([PY, str(HERE / "build_bench_warc.py"), "--out", str(warc)], check=True)
     results["extraction_aeb"] = run([PY, str(HERE / "extraction_quality.py")])
+    results["extraction_identity"] = run([PY, str(HERE / "extraction_identity.py")])
     results["filter_speed"] = run([PY, str(HERE / "filter_speed.py"), "--cli"])
     results["pre_extraction_agreement"] = run([PY, str(HERE / "pre_extraction_agreement.py")])
     results["stop_words_by_language"] = run([PY, str(HERE / "stop_words_by_language.py")])
