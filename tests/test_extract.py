@@ -243,6 +243,46 @@ def test_readability_is_skipped_only_where_it_cannot_win():
     assert skipped >= len(seen) // 3 and sum(preferred for _, preferred, _ in seen) >= 5, (skipped, len(seen))
 
 
+def test_extraction_in_threads_gives_the_same_text(extractor):
+    """The shortcuts keep their per-comparison state per thread: four threads extracting different pages at once,
+    switching often, give each page the text it gets alone, and every readability decision is taken on the own
+    extraction of the page it is about (the body trafilatura's comparison then judges)."""
+    import sys
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import trafilatura.external as external
+
+    from refinedweb.stages import extraction_shortcuts as sc
+
+    pages = [decode_html(gzip.decompress(path.read_bytes()))[0]
+             for path in sorted(shared("extraction", "scrapinghub_aeb", "html").glob("*.html.gz"))[40:80]]
+    alone = [extractor(html) for html in pages]
+    decide, prefer, seen = sc.readability_cannot_win, external._prefer_readability, []
+
+    def deciding(raw_tree, body, *args):
+        seen.append(("decide", threading.get_ident(), id(body)))
+        return decide(raw_tree, body, *args)
+
+    def judging(body, *args):
+        seen.append(("judge", threading.get_ident(), id(body)))
+        return prefer(body, *args)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)                # switch threads often: inside every comparison
+    sc.readability_cannot_win, external._prefer_readability = deciding, judging
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(extractor, pages)) == alone
+    finally:
+        sys.setswitchinterval(interval)
+        sc.readability_cannot_win, external._prefer_readability = decide, prefer
+    assert sum(bool(text) for text, _ in alone) >= 35 and len({t for _, t, _ in seen}) > 1
+    for thread in {t for _, t, _ in seen}:
+        mine = [(what, body) for what, t, body in seen if t == thread]
+        assert all(a[0] == "decide" and b == ("judge", a[1]) for a, b in zip(mine[::2], mine[1::2])), thread
+
+
 _OTHER_TRAFILATURA = """
 import trafilatura.core as core
 from refinedweb.stages import extraction_shortcuts as sc
@@ -286,6 +326,8 @@ SELECTOR_CASES = """<html><body><div id="main">
 <div class="FullText">v</div><div class="Main-Content">w</div><main>x</main><div id="main-2">y</div>
 <p class="link">z</p><div id="bottom-bar" class="link">aa</div><div style="border:0">bb</div>
 <div class="Teaser">cc</div><div class="x elementor-share-buttons">dd</div>
+<p aria-hidden="false">ee</p><span style="color: red" id="hidden-note">ff</span><span id="x" style="visibility:hidden">gg</span>
+<div data-component="MostPopularStories-2">hh</div><p class="reply-box" id="x">ii</p><p id="x" class="reply-box">jj</p>
 </div></body></html>"""
 
 

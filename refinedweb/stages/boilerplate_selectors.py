@@ -60,8 +60,7 @@ class Selector:
 
         if not isinstance(tree, etree._Element):            # a whole document: the XPath's own semantics
             return self.xpath(tree)
-        test = self.test
-        found = (el for el in tree.iterdescendants(*(self.tags or (etree.Element,))) if test(el))
+        found = filter(self.test, tree.iterdescendants(*(self.tags or (etree.Element,))))
         if self.pick == "first":
             return [el for el in [next(found, None)] if el is not None]
         if self.pick == "first_child":

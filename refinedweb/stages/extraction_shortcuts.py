@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
 from copy import copy
 
 # source sha256 (first 16 hex) of every function the reasoning above reads, for trafilatura 2.3.1
@@ -74,7 +75,7 @@ def readability_cannot_win(raw_tree, body, len_text: int, options) -> bool:
     return not (not body.xpath(".//p//text()") or len(body.findall(".//table")) > len(body.findall(".//p")))
 
 
-_pending: list = []   # (body, len_text, options) of the comparison under way
+_pending = threading.local()   # .stack: (body, len_text, options) of the comparisons under way in this thread
 stock: dict = {}      # the functions replaced, for tests
 
 
@@ -92,14 +93,16 @@ def install() -> bool:
     extract_content = core.extract_content
 
     def compare_extraction(cleaned_tree, raw_tree, body, text, options):
-        _pending.append((body, len(text), options))
+        stack = _pending.__dict__.setdefault("stack", [])
+        stack.append((body, len(text), options))
         try:
             return stock_compare(cleaned_tree, raw_tree, body, text, options)
         finally:
-            _pending.pop()
+            stack.pop()
 
     def try_readability(raw_tree):
-        if _pending and readability_cannot_win(raw_tree, *_pending[-1]):
+        stack = getattr(_pending, "stack", None)
+        if stack and readability_cannot_win(raw_tree, *stack[-1]):
             return external.HtmlElement()     # what a failed readability returns: length 0, never preferred
         return stock_readability(raw_tree)
 
