@@ -8,8 +8,10 @@
   tree's: when that bound already rules out every winning case, readability is not run.
 * In precision mode the raw tree is not read after the comparison, so it is not copied for it.
 
-Installed only on the trafilatura whose functions these arguments were made for (their source hashes); any
-other version runs stock. tests/test_extract.py checks the bound and the text on every shared page.
+Installed only on the trafilatura whose functions these arguments were made for (their source hashes) and on the
+libxml2 whose HTML parser they were checked with (which elements it reads as raw text); anything else runs
+stock. tests/test_extract.py checks the bound and the text on real pages, benchmarks/extraction_identity.py the
+text on every shared page.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ PINNED = {
 # elements whose contents libxml2's HTML parser reads as raw text: readability's serialized output, parsed
 # again, would read their escaped `&lt;` as four characters (script and style it drops itself)
 RAW_TEXT = ("iframe", "xmp", "noembed", "noframes", "plaintext")
+LIBXML2 = (2, 14)          # the parser RAW_TEXT was read off (lxml 6.x bundles it)
 READABILITY_DROPS = ("script", "style", "fencedframe")   # the first thing Document.summary does
 
 
@@ -86,7 +89,9 @@ def install() -> bool:
 
     if getattr(core, "_refinedweb_shortcuts", False):
         return True
-    if fingerprints() != PINNED:
+    from lxml import etree
+
+    if fingerprints() != PINNED or etree.LIBXML_VERSION[:2] != LIBXML2:
         return False
     stock_compare, stock_readability = external.compare_extraction, external.try_readability
     stock.update(try_readability=stock_readability, _extract_and_compare=core._extract_and_compare)
