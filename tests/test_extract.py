@@ -195,6 +195,21 @@ def test_faster_trafilatura_gives_the_same_text(extractor):
     assert got == expected
 
 
+def real_pages(warcs: tuple[str, ...], benchmarks: tuple[str, ...], count: int = 40) -> list[str]:
+    """The first `count` HTML pages of each shared WARC and of each extraction benchmark's folder."""
+    from refinedweb.stages.read import Page, ReadConfig, iter_pages
+
+    read = ReadConfig.from_config({"content_types": ["text/html"], "max_body_bytes": 5_000_000, "sniff_html": True})
+    pages = []
+    for name in warcs:
+        with open(shared("warc", name), "rb") as stream:
+            pages += [p.html for p in iter_pages(stream, read) if isinstance(p, Page)][:count]
+    for folder in benchmarks:
+        for path in sorted(shared("extraction", folder, "html").glob("*.html.gz"))[:count]:
+            pages.append(decode_html(gzip.decompress(path.read_bytes()))[0])
+    return pages
+
+
 def test_readability_is_skipped_only_where_it_cannot_win():
     """extraction_shortcuts: on real pages, readability's text is never longer than the bound, and a page where
     readability is skipped is never one where its output would have replaced trafilatura's. Readability is run
@@ -207,7 +222,6 @@ def test_readability_is_skipped_only_where_it_cannot_win():
 
     from refinedweb.stages import extraction_shortcuts as sc
     from refinedweb.stages.extract import speed_up_trafilatura
-    from refinedweb.stages.read import Page, ReadConfig, iter_pages
 
     speed_up_trafilatura()
     assert sc.install() and sc.stock
@@ -222,14 +236,8 @@ def test_readability_is_skipped_only_where_it_cannot_win():
         seen.append((skip, preferred, bound is None or len(algo_text) <= bound))
         return skip
 
-    read = ReadConfig.from_config({"content_types": ["text/html"], "max_body_bytes": 5_000_000, "sniff_html": True})
-    pages = []
-    for name in ("cc2008_arc2warc_1213893279526_0.warc.gz", "aut_example.warc.gz"):
-        with open(shared("warc", name), "rb") as stream:
-            pages += [p.html for p in iter_pages(stream, read) if isinstance(p, Page)][:40]
-    for folder in ("scrapinghub_aeb", "trafilatura_eval"):
-        for path in sorted(shared("extraction", folder, "html").glob("*.html.gz"))[:40]:
-            pages.append(decode_html(gzip.decompress(path.read_bytes()))[0])
+    pages = real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "aut_example.warc.gz"),
+                       ("scrapinghub_aeb", "trafilatura_eval"))
     extract = Extractor(ExtractConfig.from_config({**_paper_extract(), "timeout_seconds": 0}))
     sc.readability_cannot_win = checked
     try:
@@ -369,15 +377,7 @@ def test_boilerplate_selectors_select_what_the_xpaths_select():
             differ.append(self.path)
         return got
 
-    from refinedweb.stages.read import Page, ReadConfig, iter_pages
-
-    read = ReadConfig.from_config({"content_types": ["text/html"], "max_body_bytes": 5_000_000, "sniff_html": True})
-    pages = []
-    for name in ("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz"):
-        with open(shared("warc", name), "rb") as stream:
-            pages += [p.html for p in iter_pages(stream, read) if isinstance(p, Page)][:40]
-    for path in sorted(shared("extraction", "scrapinghub_aeb", "html").glob("*.html.gz"))[:40]:
-        pages.append(decode_html(gzip.decompress(path.read_bytes()))[0])
+    pages = real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz"), ("scrapinghub_aeb",))
     extract = Extractor(ExtractConfig.from_config({**_paper_extract(), "timeout_seconds": 0}))
     bs.Selector.__call__ = checked
     try:
