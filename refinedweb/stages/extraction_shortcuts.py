@@ -21,6 +21,9 @@ import inspect
 import threading
 from copy import copy
 
+from lxml import etree
+from trafilatura.utils import trim
+
 # source sha256 (first 16 hex) of every function the reasoning above reads, for trafilatura 2.3.1
 PINNED = {
     "core._extract_and_compare": "f7d056c2118222e8",
@@ -55,14 +58,11 @@ def fingerprints() -> dict[str, str]:
 def readability_bound(raw_tree) -> int | None:
     """An upper bound of the length of readability's text for `raw_tree` (after `trim`), or None when the tree holds
     raw-text elements. Drops script, style and fencedframe first, as readability itself would."""
-    from lxml.etree import tostring
-    from trafilatura.utils import trim
-
     for elem in list(raw_tree.iter(*READABILITY_DROPS)):
         elem.drop_tree()
     if next(raw_tree.iter(*RAW_TEXT), None) is not None:
         return None
-    return len(trim(tostring(raw_tree, method="text", encoding=str)))
+    return len(trim(etree.tostring(raw_tree, method="text", encoding=str)))
 
 
 def readability_cannot_win(raw_tree, body, len_text: int, options) -> bool:
@@ -79,7 +79,7 @@ def readability_cannot_win(raw_tree, body, len_text: int, options) -> bool:
 
 
 _pending = threading.local()   # .stack: (body, len_text, options) of the comparisons under way in this thread
-stock: dict = {}      # the functions replaced, for tests
+stock: dict = {}      # the stock readability, for tests
 
 
 def install() -> bool:
@@ -89,12 +89,10 @@ def install() -> bool:
 
     if getattr(core, "_refinedweb_shortcuts", False):
         return True
-    from lxml import etree
-
     if fingerprints() != PINNED or etree.LIBXML_VERSION[:2] != LIBXML2:
         return False
     stock_compare, stock_readability = external.compare_extraction, external.try_readability
-    stock.update(try_readability=stock_readability, _extract_and_compare=core._extract_and_compare)
+    stock.update(try_readability=stock_readability)
     extract_content = core.extract_content
 
     def compare_extraction(cleaned_tree, raw_tree, body, text, options):
