@@ -251,6 +251,52 @@ def test_readability_is_skipped_only_where_it_cannot_win():
     assert skipped >= len(seen) // 3 and sum(preferred for _, preferred, _ in seen) >= 5, (skipped, len(seen))
 
 
+_JUSTEXT_CASES = (
+    "<html><body><p>One <a href='x'>link text here</a> and more words to read.</p><div>Second block<br>line"
+    "<br><br>after a double break<br><br><br>and a triple one</div></body></html>",
+    "<html><body><!-- a comment -->tail of the comment<?pi x?>tail of the pi<select><option>Choose one "
+    "option of these</option></select><span>  </span>\n\t<b>bold</b><i>italic</i>\xa9 2024 someone</body></html>",
+    "<html><body><ul><li>Item <a>one<br>two</a></li><li> </li></ul><table><tr><td>cell one</td><td>cell two"
+    "</td></tr></table><h2>A heading</h2>text after the heading<pre>  code\n\n  block  </pre></body></html>",
+)
+
+
+def test_justext_paragraphs_and_output_as_stock_justext():
+    """extraction_shortcuts' jusText: the same paragraphs as ParagraphMaker (dom path, text, characters in links)
+    and the same output body as trafilatura's stock try_justext, on edge cases (breaks, comments and
+    processing instructions with tails, blank text, links holding breaks) and on real pages."""
+    from copy import deepcopy
+
+    import trafilatura.external as external
+    from justext.core import ParagraphMaker
+    from lxml import etree
+    from trafilatura.baseline import basic_cleaning
+    from trafilatura.utils import load_html
+
+    from refinedweb.stages import extraction_shortcuts as sc
+    from refinedweb.stages.extract import speed_up_trafilatura
+
+    speed_up_trafilatura()
+    assert sc.install() and external.try_justext.func is sc.faster_try_justext
+    pages = list(_JUSTEXT_CASES) + real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "aut_example.warc.gz"),
+                                              ("scrapinghub_aeb", "trafilatura_eval"), count=25)
+    kept = 0
+    for html in pages:
+        tree = basic_cleaning(load_html(html))
+        stock = [(p.dom_path, p.text, p.chars_count_in_links) for p in ParagraphMaker.make_paragraphs(deepcopy(tree))]
+        ours = [(p.dom_path, p.text, p.chars_count_in_links) for p in sc.justext_paragraphs(deepcopy(tree))]
+        assert ours == stock
+        expected = etree.tostring(sc.stock["try_justext"](deepcopy(tree), None, None))
+        assert etree.tostring(external.try_justext(tree, None, None)) == expected
+        kept += expected.count(b"<p>")
+    assert len(pages) >= 100 and kept >= 200
+    stock = [(p.dom_path, p.text) for p in ParagraphMaker.make_paragraphs(basic_cleaning(load_html(_JUSTEXT_CASES[0])))]
+    assert ("html.body.div.br", "after a double break") in stock and ("html.body.div.br", "and a triple one") in stock
+    tree = basic_cleaning(load_html(pages[-1]))           # a language with a stoplist of its own: stock jusText
+    assert etree.tostring(external.try_justext(deepcopy(tree), None, "de")) == etree.tostring(
+        sc.stock["try_justext"](tree, None, "de"))
+
+
 def test_extraction_in_threads_gives_the_same_text(extractor):
     """The shortcuts keep their per-comparison state per thread: four threads extracting different pages at once,
     switching often, give each page the text it gets alone, and every readability decision is taken on the own

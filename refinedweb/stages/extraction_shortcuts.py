@@ -7,24 +7,35 @@
   contents the HTML parser reads as raw text are ruled out), so its length after `trim` is at most that
   tree's: when that bound already rules out every winning case, readability is not run.
 * In precision mode the raw tree is not read after the comparison, so it is not copied for it.
+* jusText (`try_justext`, run on short or unclean extractions: ~10 ms a call) gets its paragraphs from a walk of the
+  tree that fires the events `lxml.sax.saxify` would, into the same state `ParagraphMaker` keeps, minus what
+  nothing reads (each paragraph's XPath); each paragraph's text is built once instead of at every test of
+  `classify_paragraphs`; and the all-languages stoplist is handed over as the frozenset jusText makes of it,
+  instead of a 154k-word tuple its `lru_cache` hashes on every call (~3 ms). jusText's own classification runs.
 
-Installed only on the trafilatura whose functions these arguments were made for (their source hashes) and on the
-libxml2 whose HTML parser they were checked with (which elements it reads as raw text); anything else runs
-stock. tests/test_extract.py checks the bound and the text on real pages, benchmarks/extraction_identity.py the
-text on every shared page.
+Installed only on the trafilatura and jusText whose functions these arguments were made for (their source hashes),
+the lxml whose saxify the walk copies, and the libxml2 whose HTML parser they were checked with (which elements it
+reads as raw text); anything else runs stock. tests/test_extract.py checks the bound, the paragraphs and the text
+on real pages, benchmarks/extraction_identity.py the text on every shared page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import threading
 from copy import copy
+from functools import partial
+from pathlib import Path
 
+from justext.core import PARAGRAPH_TAGS, classify_paragraphs, define_stoplist, revise_paragraph_classification
+from justext.paragraph import Paragraph
+from justext.utils import normalize_whitespace
 from lxml import etree
 from trafilatura.utils import trim
 
-# source sha256 (first 16 hex) of every function the reasoning above reads, for trafilatura 2.3.1
+# source sha256 (first 16 hex) of every function the reasoning above reads: trafilatura 2.3.1, jusText 3.0.2, lxml 6
 PINNED = {
     "core._extract_and_compare": "f7d056c2118222e8",
     "core.trafilatura_sequence": "f03dc4d2946dacbd",
@@ -35,7 +46,17 @@ PINNED = {
     "readability_lxml.Document": "fe2ad9d1920eed29",
     "utils.trim": "b82ffd884c0dc230",
     "utils.fromstring_bytes": "c5ee8713366ea137",
+    "external.try_justext": "6f0fa6cffc365def",
+    "external.justext_rescue": "43d803082a76d38a",
+    "justext.core.ParagraphMaker": "b41fe77fbc5b6a64",
+    "justext.core.classify_paragraphs": "37149c0348a99b3c",
+    "justext.core.revise_paragraph_classification": "cdb816fa335044f0",
+    "justext.core.define_stoplist": "9149bbf4aa8ac519",
+    "justext.paragraph.Paragraph": "638810ac2d88e31c",
+    "justext.utils.normalize_whitespace": "9bffba6a89181d2c",
 }
+# lxml.sax is compiled: its events (what saxify fires, in which order) are pinned by the text of the sax.py it ships
+PINNED_FILES = {"lxml/sax.py": "5f96e114e133dda2"}
 
 # elements whose contents libxml2's HTML parser reads as raw text: readability's serialized output, parsed
 # again, would read their escaped `&lt;` as four characters (script and style it drops itself)
@@ -45,13 +66,14 @@ READABILITY_DROPS = ("script", "style", "fencedframe")   # the first thing Docum
 
 
 def fingerprints() -> dict[str, str]:
-    import importlib
-
     out = {}
     for name in PINNED:
-        module, attr = name.split(".")
-        obj = getattr(importlib.import_module(f"trafilatura.{module}"), attr)
+        module, attr = name.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module if "." in module else f"trafilatura.{module}"), attr)
         out[name] = hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+    for name in PINNED_FILES:
+        path = Path(etree.__file__).parent.parent / name
+        out[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "missing"
     return out
 
 
@@ -78,6 +100,118 @@ def readability_cannot_win(raw_tree, body, len_text: int, options) -> bool:
     return not (not body.xpath(".//p//text()") or len(body.findall(".//table")) > len(body.findall(".//p")))
 
 
+class _Paragraph(Paragraph):
+    """jusText's paragraph with its text built once, when it is complete (the base class joins and normalizes
+    its text nodes again at every read of `.text`, six or more times per paragraph in `classify_paragraphs`)."""
+
+    text = None      # shadows the base class's property: an instance attribute
+
+    def __init__(self, dom_path: str, text: str, chars_count_in_links: int):
+        self.dom_path, self.text, self.chars_count_in_links = dom_path, text, chars_count_in_links
+        self.class_type = ""
+
+
+def justext_paragraphs(root) -> list[_Paragraph]:
+    """`ParagraphMaker.make_paragraphs(root)`: the same paragraphs (dom path, text, characters in links), from a
+    walk firing the events `lxml.sax.saxify` fires, in its order, into ParagraphMaker's state."""
+    paragraphs: list[_Paragraph] = []
+    path: list[str] = []
+    nodes: list[str] = []
+    state = {"links": 0, "dom": "", "link": False, "br": False}
+
+    def new_paragraph():
+        # ParagraphMaker keeps a paragraph when `paragraph and paragraph.contains_text()`: its text is not empty
+        if nodes:
+            text = normalize_whitespace("".join(nodes).strip())
+            if text:
+                paragraphs.append(_Paragraph(state["dom"], text, state["links"]))
+            nodes.clear()
+        state["links"] = 0
+        state["dom"] = ".".join(path)
+
+    def characters(content):
+        if not content or content.isspace():
+            return
+        text = normalize_whitespace(content)
+        nodes.append(text)
+        if state["link"]:
+            state["links"] += len(text)
+        state["br"] = False
+
+    def walk(element):
+        tag = element.tag
+        if not isinstance(tag, str):
+            if tag is not etree.Comment and tag is not etree.ProcessingInstruction:
+                raise TypeError(f"no SAX events for {tag!r}")    # an entity: left to jusText itself
+            characters(element.tail)
+            return
+        name = tag.split("}", 1)[1] if tag[:1] == "{" else tag
+        path.append(name)                                        # startElementNS
+        if name in PARAGRAPH_TAGS or (name == "br" and state["br"]):
+            new_paragraph()
+        else:
+            state["br"] = name == "br"
+            if state["br"]:
+                nodes.append(" ")                                # append_text(" "): not counted in links
+            elif name == "a":
+                state["link"] = True
+        characters(element.text)
+        for child in element:
+            walk(child)
+        path.pop()                                               # endElementNS
+        if name in PARAGRAPH_TAGS:
+            new_paragraph()
+        if name == "a":
+            state["link"] = False
+        characters(element.tail)
+
+    siblings = []
+    sibling = root.getprevious()
+    while getattr(sibling, "tag", None) is etree.ProcessingInstruction:
+        siblings.append(sibling)
+        sibling = sibling.getprevious()
+    for sibling in (*siblings[::-1], root):
+        walk(sibling)
+    sibling = root.getnext()
+    while getattr(sibling, "tag", None) is etree.ProcessingInstruction:
+        walk(sibling)
+        sibling = sibling.getnext()
+    new_paragraph()                                              # endDocument
+    return paragraphs
+
+
+_stoplists: dict = {}     # id of trafilatura's all-languages stoplist tuple -> (that tuple, jusText's frozenset of it)
+
+
+def all_languages_stoplist(words: tuple) -> frozenset:
+    """`define_stoplist(words)` once: the frozenset caches its hash, the 154k-word tuple does not."""
+    kept = _stoplists.get(id(words))
+    if kept is None or kept[0] is not words:
+        kept = _stoplists[id(words)] = (words, define_stoplist(words))
+    return kept[1]
+
+
+def faster_try_justext(tree, url, target_language, stock_try_justext):
+    """trafilatura's `try_justext` with `justext_paragraphs`; anything unusual (a language of its own stoplist, an
+    element saxify has no events for, an error) is left to the stock function."""
+    import trafilatura.external as external
+
+    if target_language in external.JUSTEXT_LANGUAGES:
+        return stock_try_justext(tree, url, target_language)
+    try:
+        paragraphs = justext_paragraphs(tree)
+        stoplist = all_languages_stoplist(external.JT_STOPLIST or external.jt_stoplist_init())
+        classify_paragraphs(paragraphs, stoplist, 50, 150, 0.1, 0.2, 0.25, True)
+        revise_paragraph_classification(paragraphs, 150)
+    except Exception:
+        return stock_try_justext(tree, url, target_language)
+    result_body = etree.Element("body")
+    for paragraph in paragraphs:
+        if not paragraph.is_boilerplate:
+            etree.SubElement(result_body, "p").text = paragraph.text
+    return result_body
+
+
 _pending = threading.local()   # .stack: (body, len_text, options) of the comparisons under way in this thread
 stock: dict = {}      # the stock readability, for tests
 
@@ -89,10 +223,10 @@ def install() -> bool:
 
     if getattr(core, "_refinedweb_shortcuts", False):
         return True
-    if fingerprints() != PINNED or etree.LIBXML_VERSION[:2] != LIBXML2:
+    if fingerprints() != {**PINNED, **PINNED_FILES} or etree.LIBXML_VERSION[:2] != LIBXML2:
         return False
     stock_compare, stock_readability = external.compare_extraction, external.try_readability
-    stock.update(try_readability=stock_readability)
+    stock.update(try_readability=stock_readability, try_justext=external.try_justext)
     extract_content = core.extract_content
 
     def compare_extraction(cleaned_tree, raw_tree, body, text, options):
@@ -117,6 +251,7 @@ def install() -> bool:
         return postbody, temp_text
 
     external.try_readability = try_readability
+    external.try_justext = partial(faster_try_justext, stock_try_justext=stock["try_justext"])
     core._extract_and_compare = _extract_and_compare
     core._refinedweb_shortcuts = True
     return True
