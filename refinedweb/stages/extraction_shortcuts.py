@@ -10,8 +10,8 @@
 * jusText (`try_justext`, run on short or unclean extractions: ~10 ms a call) gets its paragraphs from a walk of the
   tree that fires the events `lxml.sax.saxify` would, into the same state `ParagraphMaker` keeps, minus what
   nothing reads (each paragraph's XPath); each paragraph's text is built once instead of at every test of
-  `classify_paragraphs`; and the all-languages stoplist is handed over as the frozenset jusText makes of it,
-  instead of a 154k-word tuple its `lru_cache` hashes on every call (~3 ms). jusText's own classification runs.
+  `classify_paragraphs`, whose tests run as a copy given the all-languages stoplist as the frozenset jusText makes
+  of it, made once (its `lru_cache` hashed the 154k-word tuple on every call, ~3 ms).
 
 Installed only on the trafilatura and jusText whose functions these arguments were made for (their source hashes),
 the lxml whose saxify the walk copies, and the libxml2 whose HTML parser they were checked with (which elements it
@@ -29,7 +29,7 @@ from copy import copy
 from functools import partial
 from pathlib import Path
 
-from justext.core import PARAGRAPH_TAGS, classify_paragraphs, define_stoplist, revise_paragraph_classification
+from justext.core import PARAGRAPH_TAGS, define_stoplist, revise_paragraph_classification
 from justext.paragraph import Paragraph
 from justext.utils import normalize_whitespace
 from lxml import etree
@@ -184,11 +184,37 @@ _stoplists: dict = {}     # id of trafilatura's all-languages stoplist tuple -> 
 
 
 def all_languages_stoplist(words: tuple) -> frozenset:
-    """`define_stoplist(words)` once: the frozenset caches its hash, the 154k-word tuple does not."""
+    """The frozenset `define_stoplist(words)` makes, made once and kept here, not in its `lru_cache` (whose key is
+    the 154k-word tuple, hashed again on every call)."""
     kept = _stoplists.get(id(words))
     if kept is None or kept[0] is not words:
-        kept = _stoplists[id(words)] = (words, define_stoplist(words))
+        kept = _stoplists[id(words)] = (words, define_stoplist.__wrapped__(words))
     return kept[1]
+
+
+def classify(paragraphs: list[_Paragraph], stoplist: frozenset) -> None:
+    """`classify_paragraphs(paragraphs, stoplist, 50, 150, 0.1, 0.2, 0.25, True)` as trafilatura calls it, minus its
+    `define_stoplist` lookup: jusText's context-free classes, the same tests in the same order."""
+    for paragraph in paragraphs:
+        text = paragraph.text
+        length = len(text)
+        stopword_density = paragraph.stopwords_density(stoplist)
+        link_density = paragraph.links_density()
+        paragraph.heading = False                    # no_headings=True
+        if link_density > 0.25:
+            paragraph.cf_class = "bad"
+        elif "\xa9" in text or "&copy" in text:
+            paragraph.cf_class = "bad"
+        elif "select" in paragraph.dom_path:
+            paragraph.cf_class = "bad"
+        elif length < 50:
+            paragraph.cf_class = "bad" if paragraph.chars_count_in_links > 0 else "short"
+        elif stopword_density >= 0.2:
+            paragraph.cf_class = "good" if length > 150 else "neargood"
+        elif stopword_density >= 0.1:
+            paragraph.cf_class = "neargood"
+        else:
+            paragraph.cf_class = "bad"
 
 
 def faster_try_justext(tree, url, target_language, stock_try_justext):
@@ -201,7 +227,7 @@ def faster_try_justext(tree, url, target_language, stock_try_justext):
     try:
         paragraphs = justext_paragraphs(tree)
         stoplist = all_languages_stoplist(external.JT_STOPLIST or external.jt_stoplist_init())
-        classify_paragraphs(paragraphs, stoplist, 50, 150, 0.1, 0.2, 0.25, True)
+        classify(paragraphs, stoplist)
         revise_paragraph_classification(paragraphs, 150)
     except Exception:
         return stock_try_justext(tree, url, target_language)
