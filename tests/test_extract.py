@@ -412,6 +412,13 @@ def test_boilerplate_selectors_select_what_the_xpaths_select():
     assert all(s(tree) for s in selectors)          # every selector selects something here
     texts = [e.text for e in xp.OVERALL_DISCARD_XPATH[0](tree)]
     assert "c" not in texts and "d" in texts         # @id|@class: the attribute written first
+    limit, bs.MEMO_LIMIT = bs.MEMO_LIMIT, 1          # remembered results forgotten at every new value
+    try:
+        for s in selectors:
+            fresh = load_html(SELECTOR_CASES)
+            assert s(fresh) == s.xpath(fresh) and len(s(fresh)) == len(s(tree)), s.path
+    finally:
+        bs.MEMO_LIMIT = limit
 
     calls, differ = [0], []
     original = bs.Selector.__call__

@@ -7,8 +7,8 @@ XPath's own patterns, so a new token in a pattern list changes nothing here. Any
 rewrote an XPath) keeps the XPath. The semantics kept, as libxml2 and lxml evaluate them: `.//*` is the
 descendant elements of the context element; `re:test(@a|@b, p)` tests the value of whichever attribute comes
 first on the element (an absent one reads as ""), with Python's `re.search`; `contains`, `starts-with`,
-`translate` and `@a='v'` on attribute values. Tested node-set for node-set against the XPaths on every shared
-page (tests/test_extract.py).
+`translate` and `@a='v'` on attribute values. The regex part of a test is remembered per distinct attribute values
+(`memoised`). Tested node-set for node-set against the XPaths on every shared page (tests/test_extract.py).
 """
 
 from __future__ import annotations
@@ -45,6 +45,33 @@ def first(el, a: str, b: str) -> str:
         return va
     keys = el.keys()
     return va if keys.index(a) < keys.index(b) else vb
+
+
+# The regex part of a test, remembered per distinct attribute values: a page repeats a few hundred class and id
+# values over thousands of elements. Bounded: at most ~2 MiB per test, whatever the crawl.
+MEMO_LIMIT = 1 << 12
+
+
+def memoised(compute: Callable[..., Any]) -> tuple[Callable[[tuple], Any], Callable[[tuple], Any]]:
+    """(get, fill): `get(key)` is the remembered `compute(*key)` or None, `fill(key)` computes and remembers it
+    (cleared when MEMO_LIMIT keys are held). Two calls so the hot path is a single dict lookup."""
+    memo: dict = {}
+
+    def fill(key: tuple) -> Any:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        r = memo[key] = compute(*key)
+        return r
+    return memo.get, fill
+
+
+def cached(compute: Callable[..., Any]) -> Callable[[tuple], Any]:
+    get, fill = memoised(compute)
+
+    def value_of(key: tuple) -> Any:
+        r = get(key)
+        return fill(key) if r is None else r
+    return value_of
 
 
 class Selector:
@@ -103,9 +130,12 @@ class FirstOfEither(Selector):
 
 def _overall_0(p):
     cookie, ids, classes = p
+    get, fill = memoised(lambda i, c, both: bool(cookie.search(both) or ids.search("" if i is None else i)
+                                                 or classes.search("" if c is None else c)))
 
     def test(el) -> bool:
-        if not el.keys():
+        keys = el.keys()
+        if not keys:
             return False
         if el.get("data-lp-replacement-content") is not None:
             return True
@@ -116,51 +146,72 @@ def _overall_0(p):
         if component is not None and "MostPopularStories" in component:
             return True
         i, c = el.get("id"), el.get("class")
-        if i is None and c is None:
-            return False
-        return bool(cookie.search(first(el, "id", "class")) or ids.search("" if i is None else i)
-                    or classes.search("" if c is None else c))
+        if i is None:
+            if c is None:
+                return False
+            key = (None, c, c)
+        elif c is None:
+            key = (i, None, i)
+        else:
+            key = (i, c, i if keys.index("id") < keys.index("class") else c)
+        r = get(key)
+        return fill(key) if r is None else r
     return BLOCKS, test
 
 
 def _overall_1(p):
     hidden, ids, classes = p
+    # nothing but aria-hidden: every test but its own reads ""
+    empty = bool(hidden.search("") or ids.search("") or classes.search(""))
+    get, fill = memoised(lambda i, c, style, id_class, id_style: bool(
+        c == "comments-title" or id_class.startswith("reply-") or hidden.search(id_style)
+        or (style is not None and ("display:none" in style or "display: none" in style))
+        or ids.search("" if i is None else i) or classes.search("" if c is None else c)))
 
     def test(el) -> bool:
         keys = el.keys()
-        if not keys or ("id" not in keys and "class" not in keys and "style" not in keys and "aria-hidden" not in keys):
+        if not keys:
             return False
-        c, i, style = el.get("class"), el.get("id"), el.get("style")
-        if c == "comments-title" or first(el, "id", "class").startswith("reply-"):
-            return True
-        if hidden.search(first(el, "id", "style")):
-            return True
-        if style is not None and ("display:none" in style or "display: none" in style):
-            return True
-        return bool(ids.search("" if i is None else i) or classes.search("" if c is None else c)
-                    or el.get("aria-hidden") == "true")
+        i, c, style = el.get("id"), el.get("class"), el.get("style")
+        if i is None:
+            if c is None and style is None:
+                aria = el.get("aria-hidden")
+                return aria is not None and (empty or aria == "true")
+            key = (None, c, style, "" if c is None else c, "" if style is None else style)
+        elif c is None and style is None:
+            key = (i, None, None, i, i)
+        else:      # @id|@class and @id|@style: the attribute written first
+            at = keys.index("id")
+            key = (i, c, style, i if c is None or at < keys.index("class") else c,
+                   i if style is None or at < keys.index("style") else style)
+        r = get(key)
+        if r is None:
+            r = fill(key)
+        return r or el.get("aria-hidden") == "true"
     return (), test
 
 
-def _comments_and_lists(p):
+def _two_stage(p):
+    """(first test, second test) of `[re:test(@id) or re:test(@class)][... or re:test(@id) or re:test(@class)]`."""
     ids, classes, ids2, classes2 = p
+    return cached(lambda i, c: (bool(ids.search(i) or classes.search(c)), bool(ids2.search(i) or classes2.search(c))))
+
+
+def _comments_and_lists(p):
+    regex = _two_stage(p)
 
     def test(el) -> bool:
-        i, c = value(el, "id"), value(el, "class")
-        if not (ids.search(i) or classes.search(c)):
-            return False
-        return el.tag not in ("ol", "ul") or bool(ids2.search(i) or classes2.search(c))
+        outer, inner = regex((value(el, "id"), value(el, "class")))
+        return outer and (inner or el.tag not in ("ol", "ul"))
     return ("div", "list", "section", "details", "ol", "ul"), test
 
 
 def _raw_prune_0(p):
-    ids, classes, ids2, classes2 = p
+    regex = _two_stage(p)
 
     def test(el) -> bool:
-        i, c = value(el, "id"), value(el, "class")
-        if not (ids.search(i) or classes.search(c)):
-            return False
-        return next(el.iterdescendants("h1"), None) is None or bool(ids2.search(i) or classes2.search(c))
+        outer, inner = regex((value(el, "id"), value(el, "class")))
+        return outer and (inner or next(el.iterdescendants("h1"), None) is None)
     return ("div", "section", "aside"), test
 
 
@@ -174,17 +225,14 @@ def _header(p):
 
 def _precision_1(p):
     bottom, link = p
-
-    def test(el) -> bool:
-        both = first(el, "id", "class")
-        return bool(bottom.search(both) or link.search(both)) or "border" in value(el, "style")
-    return BLOCKS, test
+    regex = cached(lambda both: bool(bottom.search(both) or link.search(both)))
+    return BLOCKS, lambda el: regex((first(el, "id", "class"),)) or "border" in value(el, "style")
 
 
 def _comments(p):
     ids, classes = p
-    return ("div", "list", "section", "details"), lambda el: bool(ids.search(value(el, "id"))
-                                                                  or classes.search(value(el, "class")))
+    regex = cached(lambda i, c: bool(ids.search(i) or classes.search(c)))
+    return ("div", "list", "section", "details"), lambda el: regex((value(el, "id"), value(el, "class")))
 
 
 def _teaser(p):
