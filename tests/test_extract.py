@@ -419,6 +419,9 @@ def test_boilerplate_selectors_select_what_the_xpaths_select():
             assert s(fresh) == s.xpath(fresh) and len(s(fresh)) == len(s(tree)), s.path
     finally:
         bs.MEMO_LIMIT = limit
+    get, fill = bs.memoised(lambda style: len(style))
+    assert fill(("x" * 129,)) == 129 and get(("x" * 129,)) is None       # a long value is not kept
+    assert fill(("x" * 128,)) == 128 and get(("x" * 128,)) == 128
 
     calls, differ = [0], []
     original = bs.Selector.__call__

@@ -48,19 +48,24 @@ def first(el, a: str, b: str) -> str:
 
 
 # The regex part of a test, remembered per distinct attribute values: a page repeats a few hundred class and id
-# values over thousands of elements. Bounded: at most ~2 MiB per test, whatever the crawl.
+# values over thousands of elements. Bounded in keys and in key size (a style attribute can hold a data URI), so
+# at most ~3 MiB per test, whatever the crawl.
 MEMO_LIMIT = 1 << 12
+MEMO_VALUE_CHARS = 128
 
 
 def memoised(compute: Callable[..., Any]) -> tuple[Callable[[tuple], Any], Callable[[tuple], Any]]:
-    """(get, fill): `get(key)` is the remembered `compute(*key)` or None, `fill(key)` computes and remembers it
-    (cleared when MEMO_LIMIT keys are held). Two calls so the hot path is a single dict lookup."""
+    """(get, fill): `get(key)` is the remembered `compute(*key)` or None, `fill(key)` computes it and remembers it
+    unless a value is longer than MEMO_VALUE_CHARS (cleared when MEMO_LIMIT keys are held). Two calls so the hot
+    path is a single dict lookup."""
     memo: dict = {}
 
     def fill(key: tuple) -> Any:
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        r = memo[key] = compute(*key)
+        r = compute(*key)
+        if all(v is None or len(v) <= MEMO_VALUE_CHARS for v in key):
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = r
         return r
     return memo.get, fill
 
