@@ -38,7 +38,11 @@ def value(el, name: str) -> str:
 
 def first(el, a: str, b: str) -> str:
     """The string value of `@a|@b`: the attribute of the two that comes first on the element."""
-    va, vb = el.get(a), el.get(b)
+    return first_of(el, a, b, el.get(a), el.get(b))
+
+
+def first_of(el, a: str, b: str, va: str | None, vb: str | None) -> str:
+    """`first` given the two values already read (`el.get(a)`, `el.get(b)`)."""
     if va is None:
         return "" if vb is None else vb
     if vb is None:
@@ -139,8 +143,7 @@ def _overall_0(p):
                                                  or classes.search("" if c is None else c)))
 
     def test(el) -> bool:
-        keys = el.keys()
-        if not keys:
+        if not el.keys():
             return False
         if el.get("data-lp-replacement-content") is not None:
             return True
@@ -151,14 +154,9 @@ def _overall_0(p):
         if component is not None and "MostPopularStories" in component:
             return True
         i, c = el.get("id"), el.get("class")
-        if i is None:
-            if c is None:
-                return False
-            key = (None, c, c)
-        elif c is None:
-            key = (i, None, i)
-        else:
-            key = (i, c, i if keys.index("id") < keys.index("class") else c)
+        if i is None and c is None:
+            return False
+        key = (i, c, first_of(el, "id", "class", i, c))
         r = get(key)
         return fill(key) if r is None else r
     return BLOCKS, test
@@ -174,21 +172,13 @@ def _overall_1(p):
         or ids.search("" if i is None else i) or classes.search("" if c is None else c)))
 
     def test(el) -> bool:
-        keys = el.keys()
-        if not keys:
+        if not el.keys():
             return False
         i, c, style = el.get("id"), el.get("class"), el.get("style")
-        if i is None:
-            if c is None and style is None:
-                aria = el.get("aria-hidden")
-                return aria is not None and (empty or aria == "true")
-            key = (None, c, style, "" if c is None else c, "" if style is None else style)
-        elif c is None and style is None:
-            key = (i, None, None, i, i)
-        else:      # @id|@class and @id|@style: the attribute written first
-            at = keys.index("id")
-            key = (i, c, style, i if c is None or at < keys.index("class") else c,
-                   i if style is None or at < keys.index("style") else style)
+        if i is None and c is None and style is None:
+            aria = el.get("aria-hidden")
+            return aria is not None and (empty or aria == "true")
+        key = (i, c, style, first_of(el, "id", "class", i, c), first_of(el, "id", "style", i, style))
         r = get(key)
         if r is None:
             r = fill(key)
