@@ -127,6 +127,9 @@ def test_kill_after_first_shard_then_resume(uninterrupted, tmp_path):
 # are read in several passes and components go through large/small-star rounds: a knob that must not change
 # the output, so the uninterrupted run's dedup/ is the expected result here too.
 DEDUP_TINY = ["--set", "dedup.task_memory_mb=0.01"]
+# On S3 (moto, ~40 ms a request) 0.01 MB writes ~1,400 work objects and takes two minutes; 0.1 MB still finds
+# components out of core (large/small-star rounds) over ~540 of them
+DEDUP_S3 = ["--set", "dedup.task_memory_mb=0.1"]
 # What the docs say never changes results may change between attempts (raised after an out-of-memory failure)
 DEDUP_OTHER_KNOBS = ["--set", "dedup.task_memory_mb=64", "--set", "dedup.parts=2", "--set", "dedup.minhash.band_groups=2",
                      "--set", "dedup.exact_substring.max_part_bytes=5000"]
@@ -303,12 +306,15 @@ def test_kill_and_resume_on_s3(uninterrupted, tmp_path):
         store = ["--set", "dedup.url.seen=s3://rw-resume/seen/"]
         kill_when("s3://rw-resume/run/", lambda: any(k.endswith(".json") for k in objects("run/dedup/.refinedweb/done/exact-scan-")
                                                      + objects("run/dedup/.refinedweb/done/phase=exact-scan")),
-                  log=tmp_path / "killed-dedup.log", command=dedup_command(uninterrupted, "s3://rw-resume/run/", *store))
+                  log=tmp_path / "killed-dedup.log",
+                  command=dedup_command(uninterrupted, "s3://rw-resume/run/", *store, knobs=DEDUP_S3))
         assert any("_work/dedup/minhash" in k for k in objects("run/_work/"))
-        result = subprocess.run(dedup_command(uninterrupted, "s3://rw-resume/run/", *store), capture_output=True,
-                                text=True, timeout=600, cwd=REPO)
+        result = subprocess.run(dedup_command(uninterrupted, "s3://rw-resume/run/", *store, knobs=DEDUP_S3),
+                                capture_output=True, text=True, timeout=600, cwd=REPO)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "unit(s) of work were already done" in result.stderr
+        stats = json.loads(client.get_object(Bucket="rw-resume", Key="run/dedup/.refinedweb/stats.json")["Body"].read())
+        assert "large/small-star" in stats["methods"]["minhash"]["components"]
         table = ds.dataset("rw-resume/run/dedup", filesystem=fs, format="parquet", exclude_invalid_files=True).to_table()
         got = {(r["source"], r["id"]): r for r in table.to_pylist()}
         assert table.num_rows == len(got) and got == rows(uninterrupted / "dedup")
