@@ -31,3 +31,34 @@ def test_embedded_ray_shuts_down_fast_and_leaves_no_process():
                     left.append(cmdline[:120])
     assert not left, left
     assert seconds < 1.2, f"embedded Ray took {seconds:.2f} s to shut down"
+
+
+def test_a_worker_dies_with_its_parent():
+    """die_with_parent() (called by every task): when the worker's parent (the raylet) is SIGKILLed, the worker
+    goes at once instead of running on in a process group of its own (Ray's workers noticed after ~2 s)."""
+    import signal
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import os, time\\n"
+        "from refinedweb.runtime.ray_runner import die_with_parent\\n"
+        "os.setpgrp(); die_with_parent(); print(os.getpid(), flush=True); time.sleep(60)'], stdout=subprocess.PIPE)\n"
+        "print(child.stdout.readline().decode().strip(), flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert os.getpgid(child) == child                      # a group of its own, as Ray's workers are
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 2
+    while time.time() < deadline:
+        try:
+            if open(f"/proc/{child}/stat").read().split(")")[-1].split()[0] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the worker outlived its parent")

@@ -75,10 +75,37 @@ def kill_when(out: Path | str, ready, timeout: float = 300, log: Path | None = N
                     pytest.fail("kill point not reached in time")
                 time.sleep(0.05)
         finally:
+            working = task_workers(proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    # Ray's workers have process groups of their own: they die with the raylet (die_with_parent), not ~2 s
+    # later, when they could still write into the output the re-run is cleaning up
+    deadline = time.time() + 1
+    while (left := [pid for pid in working if alive(pid)]) and time.time() < deadline:
+        time.sleep(0.02)
+    assert not left, f"task workers {left} outlived the killed run"
     return log.read_text()
+
+
+def task_workers(session: int) -> list[int]:
+    """The Ray workers of a run started in its own session that are running (or have run) a task."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session and (entry / "cmdline").read_bytes().startswith((b"ray::_filter_task", b"ray::_call")):
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,34 @@ def _stages_for(cfg: dict[str, Any], blocklist) -> Pipeline:
     return _STAGES_CACHE[key]
 
 
+_BOUND = False
+
+
+def die_with_parent() -> None:
+    """Per worker process, Linux: SIGKILL this process when its parent (the node's raylet) dies.
+
+    Ray starts each worker in a process group of its own, so `kill -9` of a run's process group (the driver,
+    its embedded GCS and raylet) leaves the workers running until they notice, ~2 s here: long enough to
+    leave a temporary file behind the re-run's clean-up, or to commit an old shard after its --overwrite."""
+    global _BOUND
+    if _BOUND:
+        return
+    _BOUND = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (OSError, AttributeError):
+        return
+    parent = os.getppid()
+    if libc.prctl(1, 9, 0, 0, 0) == 0 and os.getppid() != parent:     # PR_SET_PDEATHSIG, SIGKILL
+        os._exit(1)                                                     # the parent died before it was set
+
+
 def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist, kind: str = "filter",
                  folder: str | None = None) -> dict[str, Any]:
     """One input file: the filter pass over a WARC, or (`documents`) document stages over a Parquet file."""
+    die_with_parent()
     stages = _stages_for(cfg, blocklist)
     if kind == "documents":
         from .documents_pass import documents_file
@@ -248,6 +273,7 @@ class RayRuntime:
 
 
 def _call(fn: Callable, args: tuple) -> Any:
+    die_with_parent()
     return _with_peak_rss(fn(*args))
 
 
