@@ -121,20 +121,23 @@ def stop_processes_of(marker: str) -> None:
     def matching() -> list[int]:
         marked = set()
         parents = {}
+        zombies = set()
         for pid, cmd in processes():
             try:
                 state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
             except (OSError, ValueError):
                 continue
             parents[pid] = int(parent)
-            if state != "Z" and marker in cmd:             # zombies cannot be killed, only reaped
+            if state == "Z":                  # cannot be killed, only reaped (a container's PID 1 may never do it)
+                zombies.add(pid)
+            elif marker in cmd:
                 marked.add(pid)
         found, grew = set(marked), True
         while grew:
             children = {pid for pid, parent in parents.items() if parent in found} - found
             grew = bool(children)
             found |= children
-        return sorted(found)
+        return sorted(found - zombies)
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in matching():

@@ -382,8 +382,9 @@ def test_the_kept_member_of_a_cluster_carries_its_size(planted, reference, tmp_p
     document in no cluster has 1; the same whatever the split (components in one task or in rounds)."""
     c, folder = planted
     one, stats = dedup_in_process([folder], tmp_path / "one", "dedup.methods=[minhash]")
-    rounds, _ = dedup_in_process([folder], tmp_path / "rounds", "dedup.methods=[minhash]", "dedup.parts=5",
-                                 "dedup.task_memory_mb=0.01")
+    rounds, in_rounds = dedup_in_process([folder], tmp_path / "rounds", "dedup.methods=[minhash]", "dedup.parts=5",
+                                         "dedup.task_memory_mb=0.05")
+    assert "round" in in_rounds["methods"]["minhash"]["components"]
     assert one == rounds
     counts = {i: r["duplicate_count"] for i, r in one.items()}
     assert sum(n - 1 for n in counts.values()) == stats["methods"]["minhash"]["docs_removed"] > 20
