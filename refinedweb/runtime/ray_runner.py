@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable
 
@@ -42,18 +43,18 @@ def die_with_parent() -> None:
     its embedded GCS and raylet) leaves the workers running until they notice, ~2 s here: long enough to
     leave a temporary file behind the re-run's clean-up, or to commit an old shard after its --overwrite."""
     global _BOUND
-    if _BOUND:
+    if _BOUND or not sys.platform.startswith("linux"):
         return
     _BOUND = True
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return
     parent = os.getppid()
-    if libc.prctl(1, 9, 0, 0, 0) == 0 and os.getppid() != parent:     # PR_SET_PDEATHSIG, SIGKILL
-        os._exit(1)                                                     # the parent died before it was set
+    if prctl(1, 9, 0, 0, 0) == 0 and os.getppid() != parent:     # PR_SET_PDEATHSIG, SIGKILL
+        os._exit(1)                                                 # the parent died before it was set
 
 
 def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist, kind: str = "filter",
