@@ -338,3 +338,39 @@ def test_from_and_to_s3_with_a_tokenizer_on_s3(real_texts, tmp_path):
         assert any(k.endswith(".ds.index") for k in keys) and not any("/_work/" in k for k in keys)
         assert summary["totals"]["documents"] == sum(1 for r in rows if r["text"])
         assert summary["tokenizer"].startswith("s3://tok/gpt2/ sha256:")
+
+
+def test_a_tokenizer_on_s3_reads_its_config_as_a_local_folder_does_and_leaves_no_copy(tmp_path, monkeypatch):
+    import tempfile
+
+    import boto3
+
+    from .servers import moto_s3
+
+    folder = tmp_path / "tok"
+    gpt2_tokenizer_json(folder / "tokenizer.json", extra_tokens=2)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": {"content": "<extra_1>"}}))
+    local = load_tokenizer(str(folder))
+    assert local.eos_id == local_id(folder, "<extra_1>") != 50256      # the config's token, not a candidate
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    with moto_s3() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket="tok")
+        client.upload_file(str(folder / "tokenizer.json"), "tok", "with/tokenizer.json")
+        client.upload_file(str(folder / "tokenizer_config.json"), "tok", "with/tokenizer_config.json")
+        client.upload_file(str(folder / "tokenizer.json"), "tok", "without/tokenizer.json")
+        remote = load_tokenizer("s3://tok/with/")
+        assert (remote.eos_id, remote.vocab_size) == (local.eos_id, local.vocab_size)
+        assert remote.identity.split(" ")[1] == local.identity.split(" ")[1]          # the same sha256
+        assert load_tokenizer("s3://tok/without/tokenizer.json").eos_id == 50256     # no config: the candidates
+        with pytest.raises(UserError, match="cannot read s3://tok/missing/tokenizer.json"):
+            load_tokenizer("s3://tok/missing/")
+    assert list(spool.iterdir()) == []                  # the copies are gone, on success and on failure
+
+
+def local_id(folder: Path, token: str) -> int:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(folder / "tokenizer.json")).token_to_id(token)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -64,7 +66,11 @@ def load_tokenizer(spec: str, eos: Any = "auto", bos: Any = None, fetch=None) ->
     tokenizer's end-of-text token), or None for none."""
     if spec == "gpt2":
         return _gpt2(eos, bos)
-    path = _local_file(spec, fetch)
+    with _local_copy(spec, fetch) as path:
+        return _load_json(spec, path, eos, bos)
+
+
+def _load_json(spec: str, path: str, eos: Any, bos: Any) -> Tokenizer:
     try:
         from tokenizers import Tokenizer as HFTokenizer
 
@@ -101,7 +107,8 @@ def load_tokenizer(spec: str, eos: Any = "auto", bos: Any = None, fetch=None) ->
     def encode(texts: list[str]) -> list[np.ndarray]:
         return [np.asarray(e.ids, dtype=np.uint32) for e in hf.encode_batch(texts, add_special_tokens=False)]
 
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
     return Tokenizer(spec, f"{spec} sha256:{digest}", vocab, special(bos, "bos", ()),
                      special(eos, "eos", EOS_CANDIDATES), encode, lambda ids: hf.decode(ids, skip_special_tokens=False))
 
@@ -124,20 +131,39 @@ def _gpt2(eos: Any, bos: Any) -> Tokenizer:
     return Tokenizer("gpt2", "gpt2", enc.n_vocab, special(bos, "bos"), special(eos, "eos"), encode, enc.decode)
 
 
-def _local_file(spec: str, fetch) -> str:
-    """The tokenizer.json of `spec` on local disk (an S3 object is copied to a temporary file)."""
-    if spec.startswith("s3://"):
-        from ..io.remote import FetchConfig, s3_client, split_s3
+@contextmanager
+def _local_copy(spec: str, fetch) -> Iterator[str]:
+    """The tokenizer.json of `spec` on local disk. From S3 it is copied, with the tokenizer_config.json beside it
+    when there is one (it names bos/eos, as a local folder's does), into a temporary folder removed afterwards."""
+    if not spec.startswith("s3://"):
+        yield _local_file(spec)
+        return
+    from ..io.remote import FetchConfig, s3_client, split_s3
 
-        key_uri = spec if spec.endswith(".json") else spec.rstrip("/") + "/tokenizer.json"
-        bucket, key = split_s3(key_uri)
-        fd, tmp = tempfile.mkstemp(prefix="refinedweb-tokenizer-", suffix=".json")
-        os.close(fd)
+    key_uri = spec if spec.endswith(".json") else spec.rstrip("/") + "/tokenizer.json"
+    bucket, key = split_s3(key_uri)
+    client = s3_client(fetch or FetchConfig())
+    folder = tempfile.mkdtemp(prefix="refinedweb-tokenizer-")
+    try:
+        path = os.path.join(folder, "tokenizer.json")
         try:
-            s3_client(fetch or FetchConfig()).download_file(bucket, key, tmp)
+            client.download_file(bucket, key, path)
         except Exception as exc:               # noqa: BLE001 - a missing object or no access: one line
             raise UserError(f"tokenize.tokenizer: cannot read {key_uri} ({type(exc).__name__})") from None
-        return tmp
+        config_key = key.rsplit("/", 1)[0] + "/tokenizer_config.json" if "/" in key else "tokenizer_config.json"
+        try:
+            client.download_file(bucket, config_key, os.path.join(folder, "tokenizer_config.json"))
+        except Exception as exc:               # noqa: BLE001 - none there: bos/eos from the candidates, as locally
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                raise UserError(f"tokenize.tokenizer: cannot read s3://{bucket}/{config_key} "
+                                f"({type(exc).__name__})") from None
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _local_file(spec: str) -> str:
+    """The tokenizer.json of a local `spec` (a file, or a folder holding one)."""
     path = os.path.expanduser(spec)
     if os.path.isdir(path):
         path = os.path.join(path, "tokenizer.json")
