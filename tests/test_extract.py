@@ -251,6 +251,114 @@ def test_readability_is_skipped_only_where_it_cannot_win():
     assert skipped >= len(seen) // 3 and sum(preferred for _, preferred, _ in seen) >= 5, (skipped, len(seen))
 
 
+def test_readability_scores_and_output_as_stock_readability():
+    """extraction_shortcuts' `score_paragraphs` (each link's length computed once): the same candidates with the same
+    float scores as stock, and the same `summary()`, on real pages whose candidates share links."""
+    from copy import deepcopy
+
+    from trafilatura.readability_lxml import Document
+    from trafilatura.utils import load_html
+
+    from refinedweb.stages import extraction_shortcuts as sc
+    from refinedweb.stages.extract import speed_up_trafilatura
+
+    speed_up_trafilatura()
+    assert sc.install() and Document.score_paragraphs is sc.score_paragraphs
+    pages = real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz"),
+                       ("scrapinghub_aeb", "trafilatura_eval"), count=25)
+    shared_links = 0
+    for html in pages:
+        tree = load_html(html)
+        scores = []
+        for method in (sc.stock["score_paragraphs"], sc.score_paragraphs):
+            doc = Document(deepcopy(tree), min_text_length=25)
+            doc.remove_unlikely_candidates()
+            doc.transform_misused_divs_into_paragraphs()
+            candidates = method(doc)
+            scores.append([(doc.doc.getroottree().getpath(e), c.score) for e, c in candidates.items()])
+            links = [a for e in candidates for a in e.iter("a") if a is not e]
+            shared_links += len(links) - len(set(links))
+        assert scores[0] == scores[1]
+        ours = Document(deepcopy(tree), min_text_length=25).summary()
+        Document.score_paragraphs = sc.stock["score_paragraphs"]
+        try:
+            assert Document(deepcopy(tree), min_text_length=25).summary() == ours
+        finally:
+            Document.score_paragraphs = sc.score_paragraphs
+    assert len(pages) >= 90 and shared_links >= 1000, shared_links
+
+
+def test_invalid_xml_characters_are_found_as_the_regex_finds_them():
+    """extraction_shortcuts' `Prescreened`: the characters it looks for are exactly those trafilatura's regex deletes
+    (every code point tried), and its `sub` gives the regex's result with and without them."""
+    import trafilatura.utils as utils
+
+    from refinedweb.stages import extraction_shortcuts as sc
+    from refinedweb.stages.extract import speed_up_trafilatura
+
+    speed_up_trafilatura()
+    assert isinstance(utils.INVALID_XML_CHARS, sc.Prescreened)
+    regex = utils.INVALID_XML_CHARS.pattern
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert set(regex.findall(everything)) == set(sc.INVALID_XML_CHARS)
+    assert utils.INVALID_XML_CHARS.sub("", everything) == regex.sub("", everything)
+    page = "<html><body><p>plain text, no control characters\t\n\r</p></body></html>"
+    assert utils.INVALID_XML_CHARS.sub("", page) is page
+    for char in sc.INVALID_XML_CHARS:
+        assert utils.INVALID_XML_CHARS.sub("", page + char + page) == page + page
+
+
+_CLEANING_CASES = (
+    "<html><head><title>t</title><script>x</script></head><body><aside>a<aside>nested</aside>b</aside>after"
+    "<aside>second</aside><p>kept <script>s</script>tail</p><nav><nav>n</nav></nav><figure><table><tr><td>c</td>"
+    "</tr></table></figure><table role='none'><tr><td>d</td></tr></table><form>f</form><math alttext='x^2'/>"
+    "<p><abbr>strip</abbr> me</p><footer>end</footer></body></html>",
+)
+
+
+def test_tree_cleaning_and_text_content_as_stock():
+    """extraction_shortcuts' `tree_cleaning` (a tag walked only when present) gives stock's tree, in precision, recall
+    and without tables, with images, with a cleaned list holding an odd name, and where stock's walk ends early (a
+    deleted element holding another of its tag); `TextContentElement.text_content()` is stock's string for every
+    element of real pages."""
+    from copy import deepcopy
+
+    import trafilatura.htmlprocessing as hp
+    from lxml import etree, html
+    from trafilatura.settings import Extractor as Options
+    from trafilatura.utils import load_html
+
+    from refinedweb.stages import extraction_shortcuts as sc
+    from refinedweb.stages.extract import speed_up_trafilatura
+
+    speed_up_trafilatura()
+    assert sc.install()
+    pages = list(_CLEANING_CASES) + real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz"),
+                                               ("scrapinghub_aeb", "trafilatura_eval"), count=15)
+    settings = [Options(precision=True, comments=False), Options(recall=True), Options(tables=False),
+                Options(images=True)]
+    elements = 0
+    for html_text in pages:
+        tree = load_html(html_text)
+        assert isinstance(tree, sc.TextContentElement)
+        for el in tree.iter(etree.Element):
+            elements += 1
+            assert el.text_content() == html.HtmlElement.text_content(el) and type(el.text_content()) is str
+        for options in settings:
+            expected = etree.tostring(sc.stock["tree_cleaning"](deepcopy(tree), options))
+            assert etree.tostring(sc.tree_cleaning(deepcopy(tree), options)) == expected
+    case = load_html(_CLEANING_CASES[0])
+    cleaned = sc.tree_cleaning(deepcopy(case), settings[0])
+    assert b"second" in etree.tostring(cleaned) and b"nested" not in etree.tostring(cleaned)   # stock's early end
+    hp.MANUALLY_CLEANED.append("P")                  # users mutate it: an odd name is walked, as stock does
+    try:
+        assert etree.tostring(sc.tree_cleaning(deepcopy(case), settings[0])) == etree.tostring(
+            sc.stock["tree_cleaning"](deepcopy(case), settings[0]))
+    finally:
+        hp.MANUALLY_CLEANED.remove("P")
+    assert len(pages) >= 60 and elements >= 20_000
+
+
 _JUSTEXT_CASES = (
     "<html><body><p>One <a href='x'>link text here</a> and more words to read.</p><div>Second block<br>line"
     "<br><br>after a double break<br><br><br>and a triple one</div></body></html>",

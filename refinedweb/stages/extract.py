@@ -132,28 +132,36 @@ def flatten_tables(body) -> None:
     """Tables as lines, in place: a data row becomes one line of its cells joined by tabs; a layout row (a
     cell holding paragraphs, headings or lists, the way old pages put their whole text in table cells)
     gives its cells' blocks, each its own line. trafilatura would write ``| cell | cell |`` lines and join
-    a layout cell's paragraphs into one line."""
+    a layout cell's paragraphs into one line. Each row becomes a `div` in place (renamed, not replaced: no
+    element is made or moved across documents for it)."""
     from lxml import etree
 
     for row in reversed(list(body.iter("row"))):   # innermost first: a nested table is a block of its cell
-        out = etree.Element("div")
         cells = row.findall("cell")
+        tail = row.tail
         if any(child.tag in _BLOCKS for cell in cells for child in cell):
+            former = list(row)
             for cell in cells:
                 if cell.text and cell.text.strip():
-                    etree.SubElement(out, "p").text = cell.text
+                    etree.SubElement(row, "p").text = cell.text
                 for child in list(cell):
-                    tail, child.tail = child.tail, None
-                    out.append(child)
-                    if tail and tail.strip():
-                        etree.SubElement(out, "p").text = tail
+                    child_tail, child.tail = child.tail, None
+                    row.append(child)
+                    if child_tail and child_tail.strip():
+                        etree.SubElement(row, "p").text = child_tail
+            for child in former:                    # the cells (and anything else the row held) go
+                row.remove(child)
+            row.text = None
+            row.attrib.clear()
         else:
-            texts = [" ".join("".join(cell.itertext()).split()) for cell in cells]
+            texts = (" ".join(etree.tostring(cell, method="text", encoding=str, with_tail=False).split())
+                     for cell in cells)
             line = "\t".join(t for t in texts if t)
+            row.clear()
             if line:
-                etree.SubElement(out, "p").text = line
-        out.tail = row.tail
-        row.getparent().replace(row, out)
+                etree.SubElement(row, "p").text = line
+        row.tag = "div"
+        row.tail = tail
     for table in body.iter("table"):                # (trafilatura sometimes leaves rows without their table)
         table.tag = "div"
 
@@ -186,7 +194,8 @@ def speed_up_trafilatura() -> None:
       each `re:test`); every other XPath of `trafilatura.xpaths` is recompiled with `guard_regex_tests`, in
       place (the lists are shared by trafilatura's modules); results are elements, so no smart strings;
     * trafilatura's HTML parser gets lxml's C element-class lookup instead of `lxml.html`'s Python one
-      (trafilatura uses no form-element classes); the tree is the same;
+      (trafilatura uses no form-element classes); the tree is the same; with the shortcuts installed, its
+      elements read `text_content()` from libxml2's text serialization (`TextContentElement`);
     * work whose result precision mode cannot use is skipped (`extraction_shortcuts.py`)."""
     import trafilatura.utils
     import trafilatura.xpaths
@@ -202,9 +211,9 @@ def speed_up_trafilatura() -> None:
             for i, xpath in enumerate(value):
                 value[i] = selector(xpath) or etree.XPath(guard_regex_tests(xpath.path),
                                                           namespaces={"re": _EXSLT_REGEXP}, smart_strings=False)
+    element = extraction_shortcuts.TextContentElement if extraction_shortcuts.install() else html.HtmlElement
     trafilatura.utils.HTML_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
-        element=html.HtmlElement, comment=html.HtmlComment, pi=html.HtmlProcessingInstruction, entity=html.HtmlEntity))
-    extraction_shortcuts.install()
+        element=element, comment=html.HtmlComment, pi=html.HtmlProcessingInstruction, entity=html.HtmlEntity))
     trafilatura.xpaths._refinedweb_guarded = True
 
 
