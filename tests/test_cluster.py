@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from .conftest import REPO, SAMPLES
+from .procs import processes, stat
 from .servers import free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
@@ -68,22 +69,9 @@ class Cluster:
         return next(pid for pid, cmd in processes() if "raylet/raylet" in cmd and f"--temp_dir={self.worker_temp} " in cmd)
 
 
-def processes() -> list[tuple[int, str]]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                out.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")))
-            except OSError:
-                continue
-    return out
-
-
 def parent_of(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return -1
+    fields = stat(pid)
+    return int(fields[1]) if fields else -1
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +111,10 @@ def stop_processes_of(marker: str) -> None:
         parents = {}
         zombies = set()
         for pid, cmd in processes():
-            try:
-                state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except (OSError, ValueError):
+            fields = stat(pid)
+            if fields is None:
                 continue
+            state, parent = fields[:2]
             parents[pid] = int(parent)
             if state == "Z":                  # cannot be killed, only reaped (a container's PID 1 may never do it)
                 zombies.add(pid)

@@ -1,6 +1,8 @@
 import os
 import time
 
+from .procs import alive, processes
+
 
 def test_embedded_ray_shuts_down_fast_and_leaves_no_process():
     """close() stops every process the embedded instance started, and fast: ray.shutdown() alone stops the GCS
@@ -18,17 +20,7 @@ def test_embedded_ray_shuts_down_fast_and_leaves_no_process():
     runtime.close()
     seconds = time.perf_counter() - t0
     time.sleep(0.2)
-    left = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-            except OSError:
-                continue
-            if session in cmdline or int(pid) in pids:
-                state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] if os.path.exists(f"/proc/{pid}/stat") else "?"
-                if state != "Z":
-                    left.append(cmdline[:120])
+    left = [cmd[:120] for pid, cmd in processes() if (session in cmd or pid in pids) and alive(pid)]
     assert not left, left
     assert seconds < 1.2, f"embedded Ray took {seconds:.2f} s to shut down"
 
@@ -53,10 +45,7 @@ def test_a_worker_dies_with_its_parent():
     parent.wait()
     deadline = time.time() + 2
     while time.time() < deadline:
-        try:
-            if open(f"/proc/{child}/stat").read().split(")")[-1].split()[0] == "Z":
-                break
-        except OSError:
+        if not alive(child):
             break
         time.sleep(0.01)
     else:

@@ -16,6 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from .conftest import REPO, SAMPLES
+from .procs import alive, processes, stat
 from .servers import moto_s3
 
 CLI = [sys.executable, "-m", "refinedweb"]
@@ -90,22 +91,8 @@ def kill_when(out: Path | str, ready, timeout: float = 300, log: Path | None = N
 
 def task_workers(session: int) -> list[int]:
     """The Ray workers of a run started in its own session that are running (or have run) a task."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) == session and (entry / "cmdline").read_bytes().startswith((b"ray::_filter_task", b"ray::_call")):
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return [pid for pid, cmd in processes() if cmd.startswith(("ray::_filter_task", "ray::_call"))
+            and (fields := stat(pid)) is not None and int(fields[3]) == session]
 
 
 @pytest.fixture(scope="module")
