@@ -68,6 +68,56 @@ def test_timeout_is_counted(paper_config):
     assert drop is not None and drop.reason == "timeout"
 
 
+def test_time_limit_passes_a_library_catching_exception():
+    # trafilatura's load_html wraps lxml parsing in `except Exception`: the timeout must not stop there
+    start = time.perf_counter()
+    with pytest.raises(ExtractTimeout):
+        with time_limit(0.05):
+            try:
+                time.sleep(2)
+            except Exception:
+                pass
+            time.sleep(2)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_timeout_during_lxml_parsing_is_counted(paper_config, monkeypatch):
+    """The alarm going off inside trafilatura's `try: fromstring(...) except Exception` (as it did on CI's machine,
+    where the page then ran to the end and was kept) is a timeout."""
+    import trafilatura.utils
+
+    parse = trafilatura.utils.fromstring
+
+    def slow_parse(*args, **kwargs):
+        time.sleep(1)
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(trafilatura.utils, "fromstring", slow_parse)
+    cfg = ExtractConfig.from_config({**paper_config["extract"], "timeout_seconds": 0.05})
+    start = time.perf_counter()
+    text, drop = Extractor(cfg)(ARTICLE)
+    assert (text, drop.reason) == ("", "timeout")
+    assert time.perf_counter() - start < 0.9
+
+
+def test_timeout_swallowed_by_the_backend_is_still_counted(paper_config, monkeypatch):
+    cfg = ExtractConfig.from_config({**paper_config["extract"], "timeout_seconds": 0.05})
+    extractor = Extractor(cfg)
+
+    def swallowing_backend(html):
+        try:
+            time.sleep(1)
+        except BaseException:
+            pass
+        return "a long enough text that passes every later check " * 20
+
+    monkeypatch.setattr(extractor, "_run_backend", swallowing_backend)
+    text, drop = extractor(ARTICLE)
+    assert (text, drop.reason) == ("", "timeout")
+    monkeypatch.setattr(extractor, "_run_backend", lambda html: "a long enough text that passes every check " * 20)
+    assert extractor(ARTICLE)[1] is None       # without the alarm going off, the same text is kept
+
+
 def test_article_extraction_benchmark_f1(extractor):
     """Mean F1 against the gold bodies of the scrapinghub article-extraction benchmark (181 pages)."""
     root = shared("extraction", "scrapinghub_aeb")

@@ -39,24 +39,32 @@ class ExtractConfig:
         return from_section(cls, section, "extract")
 
 
-class ExtractTimeout(Exception):
-    pass
+class ExtractTimeout(BaseException):
+    """Not an Exception: trafilatura's `except Exception` around lxml parsing would swallow it, and the page
+    would then run to the end without a limit (as KeyboardInterrupt, it passes such handlers)."""
 
 
-def _on_alarm(signum, frame):  # pragma: no cover - exercised through time_limit
-    raise ExtractTimeout()
+class Deadline:
+    expired = False
 
 
 @contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise ExtractTimeout in the block after `seconds` (main thread only; elsewhere no limit)."""
+def time_limit(seconds: float) -> Iterator[Deadline]:
+    """Raise ExtractTimeout in the block after `seconds` (main thread only; elsewhere no limit). The yielded
+    Deadline says whether the alarm went off, for callers that must not trust a handler to let it through."""
+    deadline = Deadline()
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
+        yield deadline
         return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+
+    def on_alarm(signum, frame):
+        deadline.expired = True
+        raise ExtractTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield deadline
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -273,12 +281,14 @@ class Extractor:
             if len(raw) > cfg.max_html_bytes:
                 html = raw[: cfg.max_html_bytes].decode("utf-8", "ignore")
         try:
-            with time_limit(cfg.timeout_seconds):
+            with time_limit(cfg.timeout_seconds) as deadline:
                 text = self._run_backend(html)
         except ExtractTimeout:
             return "", Drop("extract", "timeout")
         except (RecursionError, TooDeep):
             return "", Drop("extract", "too_deep")
+        if deadline.expired:        # the alarm went off but a handler in the backend swallowed it
+            return "", Drop("extract", "timeout")
         if not text:
             # libxml2 silently cuts what lies deeper than 256 levels: name that cause when it is likely
             return "", Drop("extract", "too_deep" if nesting_bound(html) > MAX_NESTING_DEPTH else "empty")
