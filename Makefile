@@ -21,9 +21,13 @@ demo: $(STAMP)
 	  --input 'refinedweb/resources/samples/*.warc.gz' --output $(OUTPUT)
 	$(BIN)/refinedweb stats $(OUTPUT)
 
+# Two phases: the tests a neighbour cannot disturb on TEST_WORKERS processes (a module stays on one, so its
+# fixtures run once), then the `serial` ones alone. `pytest` by itself runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check refinedweb tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

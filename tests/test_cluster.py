@@ -25,6 +25,9 @@ from .conftest import REPO, SAMPLES
 from .procs import processes, stat
 from .servers import free_port
 
+# a two-node cluster on this machine, a node killed, waits bounded in seconds: alone
+pytestmark = pytest.mark.serial
+
 RAY = str(Path(sys.executable).parent / "ray")
 CLI = [sys.executable, "-m", "refinedweb"]
 SETS = ["--set", "url_filter.blocklist=[package:demo_blocklist.txt]", "--set", "dedup.parts=4",

@@ -52,6 +52,7 @@ def test_empty_page_is_dropped(extractor):
     assert text == "" and drop.stage == "extract" and drop.reason == "empty"
 
 
+@pytest.mark.serial           # times itself
 def test_time_limit_interrupts_without_a_process():
     start = time.perf_counter()
     with pytest.raises(ExtractTimeout):
@@ -68,6 +69,7 @@ def test_timeout_is_counted(paper_config):
     assert drop is not None and drop.reason == "timeout"
 
 
+@pytest.mark.serial           # times itself
 def test_time_limit_passes_a_library_catching_exception():
     # trafilatura's load_html wraps lxml parsing in `except Exception`: the timeout must not stop there
     start = time.perf_counter()
@@ -81,6 +83,7 @@ def test_time_limit_passes_a_library_catching_exception():
     assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.serial           # times itself
 def test_timeout_during_lxml_parsing_is_counted(paper_config, monkeypatch):
     """The alarm going off inside trafilatura's `try: fromstring(...) except Exception` (as it did on CI's machine,
     where the page then ran to the end and was kept) is a timeout."""

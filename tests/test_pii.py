@@ -75,6 +75,7 @@ def test_optional_detectors_are_off_by_default_and_check_their_numbers():
     assert custom == ("<EMAIL>", {"email": 1})
 
 
+@pytest.mark.serial           # times itself
 @pytest.mark.parametrize("line", [
     "@." * 500_000,
     "a@" * 500_000,

@@ -1,7 +1,12 @@
 import os
 import time
 
+import pytest
+
 from .procs import alive, processes
+
+# times its shutdown to the second: alone
+pytestmark = pytest.mark.serial
 
 
 def test_embedded_ray_shuts_down_fast_and_leaves_no_process():

@@ -19,6 +19,9 @@ from .conftest import REPO, SAMPLES
 from .procs import alive, processes, stat
 from .servers import moto_s3
 
+# kills Ray workers by name and checks that none is left: no other test's Ray may run beside it
+pytestmark = pytest.mark.serial
+
 CLI = [sys.executable, "-m", "refinedweb"]
 INPUTS: list[str] = []     # 8 files: the 6 bundled samples and second copies of two (filled by `inputs`)
 MEMORY_CAP_MB = 1000
