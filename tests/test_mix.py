@@ -57,6 +57,17 @@ def run_mix(config: Path, output: str, *extra: str, env=None) -> subprocess.Comp
                           capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
 
 
+def mix_in_process(config: Path, output: Path) -> dict:
+    """The same driver with its units run one after another in this process (no Ray start): for the tests
+    of what is planned and written; the CLI and Ray run `mixed`, `test_mix_from_and_to_s3` and the readers'."""
+    from refinedweb.config import load_config
+    from refinedweb.runtime.mix_job import run_mix as run_mix_stage
+
+    from .serial import SerialRuntime
+
+    return run_mix_stage(str(config), str(output), load_config(), runtime=SerialRuntime(), log=lambda line: None)
+
+
 @pytest.fixture(scope="module")
 def mixed(sources, tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
@@ -122,28 +133,30 @@ def test_documents_are_shuffled_across_sources_within_shards(mixed):
 
 
 def test_deterministic_for_a_seed_and_different_for_another(sources, mixed, tmp_path):
+    """The same seed gives the same shards, byte for byte, whether two Ray workers (`mixed`) or one process
+    run the units; another seed gives others."""
     out, _, _ = mixed
-    again = run_mix(mix_config(sources, tmp_path / "same.yaml"), str(tmp_path / "same"))
-    assert again.returncode == 0, again.stderr[-2000:]
+    mix_in_process(mix_config(sources, tmp_path / "same.yaml"), tmp_path / "same")
     first = json.loads((out / "mix" / ".refinedweb/manifest.json").read_text())["shards"]
     second = json.loads((tmp_path / "same" / "mix" / ".refinedweb/manifest.json").read_text())["shards"]
     assert [s["sha256"] for s in first] == [s["sha256"] for s in second]
-    other = run_mix(mix_config(sources, tmp_path / "other.yaml", seed=1), str(tmp_path / "other"))
-    assert other.returncode == 0
+    mix_in_process(mix_config(sources, tmp_path / "other.yaml", seed=1), tmp_path / "other")
     third = json.loads((tmp_path / "other" / "mix" / ".refinedweb/manifest.json").read_text())["shards"]
     assert [s["sha256"] for s in first] != [s["sha256"] for s in third]
 
 
 def test_shortfall_fails_per_source_unless_allowed(sources, tmp_path):
+    from refinedweb.errors import UserError
+
     big = mix_config(sources, tmp_path / "big.yaml", total=2_000_000)
-    result = run_mix(big, str(tmp_path / "big"))
-    assert result.returncode == 2
-    line = [l for l in result.stderr.splitlines() if l.startswith("refinedweb:")][0]
+    with pytest.raises(UserError) as error:            # the CLI prints a UserError as one line, exit 2
+        mix_in_process(big, tmp_path / "big")
+    line = str(error.value)
     # web (1 epoch allowed) and code (2) cannot reach 75% / 10% of 2M tokens; books (3 epochs) can
     assert "web: " in line and "code: " in line and "books: " not in line and "allow_shortfall" in line
+    assert "\n" not in line
     allowed = mix_config(sources, tmp_path / "allowed.yaml", total=2_000_000, allow_shortfall=True)
-    result = run_mix(allowed, str(tmp_path / "allowed"))
-    assert result.returncode == 0, result.stderr[-2000:]
+    mix_in_process(allowed, tmp_path / "allowed")
     report = json.loads((tmp_path / "allowed" / "mix_report.json").read_text())
     by_name = {s["name"]: s for s in report["sources"]}
     assert by_name["code"]["epochs"] == pytest.approx(2.0) and by_name["code"]["shortfall_tokens"] > 0
@@ -266,8 +279,7 @@ def test_documents_repeat_by_a_column_bin(tmp_path, repeat):
     config = tmp_path / "mix.yaml"
     config.write_text(yaml.safe_dump({"mix": {"total_tokens": total, "seed": 1, "shard_max_bytes": 200_000, "sources": [
         {"name": "web", "input": str(tmp_path / "web"), "weight": 1.0, "repeat": repeat}]}}))
-    result = run_mix(config, str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    mix_in_process(config, tmp_path / "out")
     out = ds.dataset(str(tmp_path / "out" / "mix"), format="parquet").to_table()
     seen: dict[str, int] = {}
     for doc_id in out.column("id").to_pylist():
@@ -293,8 +305,7 @@ def test_repeat_copies_land_apart_and_a_budget_cut_stays_exact(tmp_path):
     config.write_text(yaml.safe_dump({"mix": {"total_tokens": weighted // 2, "seed": 2, "shard_max_bytes": 100_000,
                                               "sources": [{"name": "web", "input": str(tmp_path / "web"),
                                                            "weight": 1.0, "repeat": REHYDRATE}]}}))
-    result = run_mix(config, str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    mix_in_process(config, tmp_path / "out")
     report = json.loads((tmp_path / "out" / "mix_report.json").read_text())
     assert abs(report["total_tokens"] - weighted // 2) <= max(r["token_count"] for r in rows)
     files = sorted((tmp_path / "out" / "mix").glob("*.parquet"))

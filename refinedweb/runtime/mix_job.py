@@ -42,7 +42,7 @@ def load_mix_config(path: str) -> tuple[dict[str, Any], MixConfig]:
 
 def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers: int | None = None,
             ray_address: str | None = None, overwrite: bool = False,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, runtime: RayRuntime | None = None) -> dict[str, Any]:
     data, mix = load_mix_config(config_path)
     fetch = FetchConfig.from_config(base_cfg)
     sources_files = [expand_inputs([s.input], suffixes=TABLE_SUFFIXES, fetch=fetch) for s in mix.sources]
@@ -50,9 +50,10 @@ def run_mix(config_path: str, output: str, base_cfg: dict[str, Any], *, workers:
     state = StageState(storage, MIX_DIR, {"mix": data["mix"]}, ("mix",))
     state.prepare(overwrite, log, extra_folders=(WORK,))
     started = time.time()
-    runtime = RayRuntime.for_config(base_cfg, workers, ray_address)
+    owned = runtime is None
+    runtime = runtime or RayRuntime.for_config(base_cfg, workers, ray_address)
     retries = int(base_cfg["run"]["max_retries"])
-    with runtime.session(True):
+    with runtime.session(owned):
         ingested = []                          # JSONL sources as Parquet (row groups are taken at random)
         for i, source in enumerate(mix.sources):
             sources_files[i], records = ingest_inputs(sources_files[i], f"{WORK}/jsonl/s={i:03d}", storage.uri,
