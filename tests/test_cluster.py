@@ -25,7 +25,8 @@ from .conftest import REPO, SAMPLES
 from .procs import processes, stat
 from .servers import free_port
 
-# a two-node cluster on this machine, a node killed, waits bounded in seconds: alone
+# alone: its nodes' agents take Ray's default ports, so an embedded Ray started beside it (another test process)
+# left the head without a job agent ('No available agent to submit job', tried 2026-12-07)
 pytestmark = pytest.mark.serial
 
 RAY = str(Path(sys.executable).parent / "ray")
