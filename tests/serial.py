@@ -51,3 +51,11 @@ def dedup_in_process(inputs, output, *overrides, log=lambda line: None):
     stats = run_dedup_stage([str(i) for i in inputs], str(output), cfg, runtime=SerialRuntime(), log=log)
     table = ds.dataset(f"{output}/dedup", format="parquet", exclude_invalid_files=True).to_table()
     return {r["id"]: r for r in table.to_pylist()}, stats
+
+
+def mix_in_process(config, output, log=lambda line: None) -> dict:
+    """Run `refinedweb mix` with the config file `config` into `output` in this process; returns its report."""
+    from refinedweb.config import load_config
+    from refinedweb.runtime.mix_job import run_mix
+
+    return run_mix(str(config), str(output), load_config(), runtime=SerialRuntime(), log=log)

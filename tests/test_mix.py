@@ -20,6 +20,7 @@ from refinedweb.stages.tokens import count_tokens
 
 from .conftest import REPO
 from .readers import assert_every_reader_reads
+from .serial import mix_in_process  # what is planned and written; `mixed`, S3 and the readers' run the CLI on Ray
 from .servers import moto_s3
 from .test_output import docs
 
@@ -55,17 +56,6 @@ def mix_config(root: Path, path: Path, total: int = 400_000, seed: int = 0, **ex
 def run_mix(config: Path, output: str, *extra: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, "mix", "--config", str(config), "--output", output, "--workers", "2", *extra],
                           capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
-
-
-def mix_in_process(config: Path, output: Path) -> dict:
-    """The same driver with its units run one after another in this process (no Ray start): for the tests
-    of what is planned and written; the CLI and Ray run `mixed`, `test_mix_from_and_to_s3` and the readers'."""
-    from refinedweb.config import load_config
-    from refinedweb.runtime.mix_job import run_mix as run_mix_stage
-
-    from .serial import SerialRuntime
-
-    return run_mix_stage(str(config), str(output), load_config(), runtime=SerialRuntime(), log=lambda line: None)
 
 
 @pytest.fixture(scope="module")
