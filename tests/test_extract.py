@@ -265,43 +265,53 @@ def real_pages(warcs: tuple[str, ...], benchmarks: tuple[str, ...], count: int =
 
 def test_readability_is_skipped_only_where_it_cannot_win():
     """extraction_shortcuts: on real pages, readability's text is never longer than the bound, and a page where
-    readability is skipped is never one where its output would have replaced trafilatura's. Readability is run
-    anyway here, on a copy, to check both."""
+    readability is skipped (decided on the raw tree before or after its prune) is never one where its output would
+    have replaced trafilatura's. Readability is run anyway here, on a pruned copy as stock prunes it, to check both;
+    where the raw tree already rules it out, the prune is not run either."""
     from copy import deepcopy
 
     import trafilatura.external as external
     from lxml.etree import tostring
     from trafilatura.utils import trim
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH
 
     from refinedweb.stages import extraction_shortcuts as sc
     from refinedweb.stages.extract import speed_up_trafilatura
 
     speed_up_trafilatura()
     assert sc.install() and sc.stock
-    decide, seen = sc.readability_cannot_win, []
+    decide, prefer, seen, prunes = sc.readability_cannot_win, external._prefer_readability, [], []
 
     def checked(raw_tree, body, len_text, options):
-        algo = sc.stock["try_readability"](deepcopy(raw_tree))
+        pruned = sc.stock["prune"](deepcopy(raw_tree), OVERALL_DISCARD_XPATH)   # a no-op on a pruned tree
+        algo = sc.stock["try_readability"](pruned)
         algo_text = trim(tostring(algo, method="text", encoding="utf-8").decode("utf-8"))
-        preferred = external._prefer_readability(body, algo, algo_text, len_text, len(algo_text), options)
+        preferred = prefer(body, algo, algo_text, len_text, len(algo_text), options)
         bound = sc.readability_bound(deepcopy(raw_tree))
         skip = decide(raw_tree, body, len_text, options)
         seen.append((skip, preferred, bound is None or len(algo_text) <= bound))
         return skip
 
+    def judging(*args):
+        prunes.append(0)
+        return prefer(*args)
+
     pages = real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "aut_example.warc.gz"),
                        ("scrapinghub_aeb", "trafilatura_eval"))
     extract = Extractor(ExtractConfig.from_config({**_paper_extract(), "timeout_seconds": 0}))
-    sc.readability_cannot_win = checked
+    sc.readability_cannot_win, external._prefer_readability = checked, judging
     try:
         for html in pages:
             extract(html)
     finally:
-        sc.readability_cannot_win = decide
+        sc.readability_cannot_win, external._prefer_readability = decide, prefer
     assert len(seen) >= 150 and all(within for _, _, within in seen)
     assert not [1 for skip, preferred, _ in seen if skip and preferred]
+    comparisons = len(prunes)                   # one decision before the prune, and one after it unless skipped
+    before_prune = 2 * comparisons - len(seen)
     skipped = sum(skip for skip, _, _ in seen)
-    assert skipped >= len(seen) // 3 and sum(preferred for _, preferred, _ in seen) >= 5, (skipped, len(seen))
+    assert skipped >= comparisons // 3 and sum(preferred for _, preferred, _ in seen) >= 5, (skipped, comparisons)
+    assert comparisons // 5 <= before_prune < skipped, (before_prune, skipped, comparisons)
 
 
 def test_readability_scores_and_output_as_stock_readability():
@@ -493,9 +503,13 @@ def test_extraction_in_threads_gives_the_same_text(extractor):
         sys.setswitchinterval(interval)
         sc.readability_cannot_win, external._prefer_readability = decide, prefer
     assert sum(bool(text) for text, _ in alone) >= 35 and len({t for _, t, _ in seen}) > 1
-    for thread in {t for _, t, _ in seen}:
+    for thread in {t for _, t, _ in seen}:          # one or two decisions (before and after the prune), then the judge
         mine = [(what, body) for what, t, body in seen if t == thread]
-        assert all(a[0] == "decide" and b == ("judge", a[1]) for a, b in zip(mine[::2], mine[1::2])), thread
+        judges = [i for i, (what, _) in enumerate(mine) if what == "judge"]
+        assert judges and judges[-1] == len(mine) - 1, thread
+        for start, judge in zip([-1, *judges], judges):
+            decisions = mine[start + 1:judge]
+            assert 1 <= len(decisions) <= 2 and all(d == ("decide", mine[judge][1]) for d in decisions), thread
 
 
 _OTHER_TRAFILATURA = """
