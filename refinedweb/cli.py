@@ -403,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     try:
+        if args.command in ("run", "tokenize"):
+            from .io.scratch import sweep
+
+            sweep()         # what a killed run's tasks left in this host's temp folder (its workers sweep too)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "blocklist":

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -170,7 +171,7 @@ def finished_units(done: Path) -> set[str]:
     return out
 
 
-def test_dedup_killed_in_five_phases_one_after_another_then_resumed(uninterrupted, tmp_path):
+def test_dedup_killed_in_five_phases_one_after_another_then_resumed(uninterrupted, tmp_path, monkeypatch):
     """kill -9 in the MinHash buckets, then (resumed) in a component round, then, with other values of the knobs
     that never change results, in the exact-substring buckets, in the URL scans and in the output phase, with
     the seen-URL store on: each run resumes the previous one's state, the last one finishes. The output is the
@@ -179,6 +180,11 @@ def test_dedup_killed_in_five_phases_one_after_another_then_resumed(uninterrupte
     store = tmp_path / "store"
     done = out / "dedup" / ".refinedweb/done"
     seen: set[str] = set()
+    scratch = tmp_path / "tmp"             # the runs' temp folder (Ray's own stays where it is): what kills leave
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setenv("RAY_TMPDIR", tempfile.gettempdir())
+    left: set[str] = set()
     phases = ("minhash-bucket-", "cc-r=", "exact-bucket-", "url-scan-", "finish-")
     for i, phase in enumerate(phases):
         def reached(seen=seen, wanted=phases[i:]) -> bool:   # a new marker of this phase (or a later one)
@@ -191,12 +197,16 @@ def test_dedup_killed_in_five_phases_one_after_another_then_resumed(uninterrupte
         assert markers > seen and not any(m.startswith("merge-") for m in markers), phase
         assert not (out / "dedup" / ".refinedweb/stats.json").exists()
         seen = markers
+        left |= {p.name for p in scratch.iterdir()}
 
     result = subprocess.run(dedup_command(uninterrupted, out, "--set", f"dedup.url.seen={store}",
                                           knobs=DEDUP_OTHER_KNOBS), capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "unit(s) of work were already done" in result.stderr
     assert "resuming with the earlier run's 4 part(s)" in result.stderr
+    # the killed tasks' spools are gone (their names say whose), and so is every spool of the finished run
+    assert any(name.startswith(("refinedweb-shuffle-", "refinedweb-parts-")) for name in left), left
+    assert not [p.name for p in scratch.iterdir()]
     got = ids(out / "dedup")
     assert max(got.values()) == 1
     assert got == ids(uninterrupted / "dedup")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from contextlib import ExitStack
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..io.scratch import scratch_folder
 from .corpus import Corpus
 from .methods import configured
 from .plan import WORK
@@ -28,7 +28,7 @@ class PartFiles:
 
     def __init__(self, storage, folder: str, name: str, dtype):
         self.storage, self.folder, self.name, self.dtype = storage, folder, name, np.dtype(dtype)
-        self.spool = tempfile.mkdtemp(prefix="refinedweb-parts-")
+        self.spool = scratch_folder("parts")
         self.parts: set[int] = set()
 
     def add(self, parts: np.ndarray, values: np.ndarray) -> None:

@@ -18,13 +18,13 @@ writes each bucket's segments (first record, records, per part) as a row of one 
 import base64
 import os
 import shutil
-import tempfile
 import zlib
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..hashing import splitmix64
+from ..io.scratch import scratch_folder
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
@@ -60,7 +60,7 @@ class BucketWriter:
     def __init__(self, storage, folder: str, part: int, buckets: int, dtype: np.dtype):
         self.storage, self.folder, self.part, self.buckets, self.dtype = storage, folder, part, buckets, dtype
         self.counts = np.zeros(buckets, dtype=np.int64)
-        self.spool = tempfile.mkdtemp(prefix="refinedweb-shuffle-")
+        self.spool = scratch_folder("shuffle")
 
     def add(self, records: np.ndarray, buckets: np.ndarray | None = None) -> None:
         """Route `records` by key (or by the given bucket of each record) and append them."""

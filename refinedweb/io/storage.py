@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
+from .scratch import scratch_file
 
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
@@ -223,8 +224,7 @@ class S3Storage(_Storage):
         return "/".join([self.prefix, *parts]) if self.prefix else "/".join(parts)
 
     def temp_path(self, relpath: str) -> str:
-        fd, tmp = tempfile.mkstemp(prefix="refinedweb-upload-", suffix=".tmp")
-        os.close(fd)
+        tmp = scratch_file("upload")
         return tmp
 
     def commit(self, tmp: str, relpath: str) -> None:
@@ -286,8 +286,7 @@ class S3Storage(_Storage):
     @contextmanager
     def local_copy(self, relpath: str):
         """The object downloaded to a temporary file (removed afterwards), for streaming reads."""
-        fd, tmp = tempfile.mkstemp(prefix="refinedweb-download-", suffix=".tmp")
-        os.close(fd)
+        tmp = scratch_file("download")
         try:
             self.client.download_file(self.bucket, self.key(relpath), tmp)
             yield tmp
@@ -298,9 +297,9 @@ class S3Storage(_Storage):
     def local_range(self, relpath: str, start: int, length: int):
         """(local path, offset): bytes [start, start + length) of the object, fetched with one ranged GET
         into a temporary file (removed afterwards)."""
-        fd, tmp = tempfile.mkstemp(prefix="refinedweb-range-", suffix=".tmp")
+        tmp = scratch_file("range")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 if length:
                     body = self.client.get_object(Bucket=self.bucket, Key=self.key(relpath),
                                                   Range=f"bytes={start}-{start + length - 1}")["Body"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
+from ..io.scratch import scratch_file
 from ..settings import from_section, setting
 from .contract import DETAIL, Stage, count_key
 
@@ -126,8 +126,7 @@ def count_documents(docs: list, index_plan: dict, fetch) -> dict[str, int]:
 
 
 def _put_index(index, name: str, context) -> dict:
-    fd, path = tempfile.mkstemp(prefix="refinedweb-decontamination-", suffix=".bin")
-    os.close(fd)
+    path = scratch_file("decontamination")
     try:
         layout = index.save(path)
         return {**context.put(name, path), "layout": layout}

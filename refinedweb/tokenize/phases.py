@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..hashing import splitmix64
 from ..io.remote import FetchConfig, redact
+from ..io.scratch import scratch_folder
 from ..io.storage import open_storage, safe_name
 from ..io.tables import ReadNotes, iter_tables
 from . import formats
@@ -57,7 +57,7 @@ def scan_file(index: int, uri: str, shards: int, cfg: dict[str, Any], output: st
     dtype = formats.token_dtype(t["format"], tokenizer.vocab_size)
     shuffle, seed = bool(t["shuffle"]), int(t["seed"])
     notes = ReadNotes()
-    spool = tempfile.mkdtemp(prefix="refinedweb-tokenize-")
+    spool = scratch_folder("tokenize")
     docs = np.zeros(shards, dtype=np.int64)
     tokens = np.zeros(shards, dtype=np.int64)
     corpora: dict[str, int] = {}                              # corpus name -> its index in this scan

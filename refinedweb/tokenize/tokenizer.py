@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -23,6 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..io.scratch import scratch_folder
 
 # tokens a tokenizer.json commonly names its end of text with, tried in this order when `tokenize.eos: auto`
 EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "[SEP]")
@@ -143,7 +143,7 @@ def _local_copy(spec: str, fetch) -> Iterator[str]:
     key_uri = spec if spec.endswith(".json") else spec.rstrip("/") + "/tokenizer.json"
     bucket, key = split_s3(key_uri)
     client = s3_client(fetch or FetchConfig())
-    folder = tempfile.mkdtemp(prefix="refinedweb-tokenizer-")
+    folder = scratch_folder("tokenizer")
     try:
         path = os.path.join(folder, "tokenizer.json")
         try:
