@@ -72,16 +72,47 @@ def time_limit(seconds: float) -> Iterator[Deadline]:
 
 # URLs as they appear in running text: with a scheme, or starting with www.
 _URL = re.compile(r"""(?:\b[a-zA-Z][a-zA-Z0-9+.\-]{1,15}://|\bwww\.)[^\s<>"'\])}]*""")
-_SPACES_BEFORE_NEWLINE = re.compile(r"[ \t]+\n")
+_SCHEME_CHARS = 16      # the most characters a match of _URL has before its "://"
 _INNER_SPACES = re.compile(r"[ \t]{2,}")
 
 
+def strip_urls(text: str) -> str:
+    """`_URL.sub("", text)`, with the regex started only where a match can begin: at most _SCHEME_CHARS before a
+    "://", or at a "www." (the regex engine costs ~25 ns a character wherever it runs; `str.find` finds these).
+    The matches are the same, found in the same order, so the text is the same."""
+    out, last = [], 0
+    scheme, www = text.find("://"), text.find("www.")
+    while True:
+        if 0 <= scheme < last:
+            scheme = text.find("://", last)
+        if 0 <= www < last:
+            www = text.find("www.", last)
+        starts = ([scheme - _SCHEME_CHARS] if scheme >= 0 else []) + ([www] if www >= 0 else [])
+        if not starts:
+            break
+        # no match starts in [last, min(starts)): it would hold a "://" or a "www." before the next one
+        m = _URL.search(text, max(last, min(starts)))
+        if m is None:
+            break
+        out.append(text[last:m.start()])
+        last = m.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
 def clean_text(text: str, max_newlines: int = 2, remove_urls: bool = True) -> str:
-    """RW §3.1 clean-up: URLs removed, at most `max_newlines` consecutive newlines."""
+    """RW §3.1 clean-up: URLs removed, at most `max_newlines` consecutive newlines. Each regex runs only on a text
+    holding what it replaces (`in` is a fast C scan)."""
     if remove_urls and ("://" in text or "www." in text):
-        text = _URL.sub("", text)
-        text = _INNER_SPACES.sub(" ", text)
-    text = _SPACES_BEFORE_NEWLINE.sub("\n", text)
+        text = strip_urls(text)
+        if "  " in text or " \t" in text or "\t " in text or "\t\t" in text:
+            text = _INNER_SPACES.sub(" ", text)
+    if " \n" in text or "\t\n" in text:          # `[ \t]+\n` -> "\n": every line but the last right-stripped
+        lines = text.split("\n")
+        last = lines.pop()
+        text = "\n".join([line.rstrip(" \t") for line in lines] + [last])
     if max_newlines > 0 and "\n" * (max_newlines + 1) in text:
         text = re.sub("\n{%d,}" % (max_newlines + 1), "\n" * max_newlines, text)
     return text.strip()
