@@ -224,8 +224,7 @@ class S3Storage(_Storage):
         return "/".join([self.prefix, *parts]) if self.prefix else "/".join(parts)
 
     def temp_path(self, relpath: str) -> str:
-        tmp = scratch_file("upload")
-        return tmp
+        return scratch_file("upload")
 
     def commit(self, tmp: str, relpath: str) -> None:
         from boto3.s3.transfer import TransferConfig
