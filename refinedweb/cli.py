@@ -404,9 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command in ("run", "tokenize"):
-            from .io.scratch import sweep
+            from .io.scratch import sweep_once
 
-            sweep()         # what a killed run's tasks left in this host's temp folder (its workers sweep too)
+            sweep_once()    # what a killed run's tasks left in this host's temp folder (its workers sweep too)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "blocklist":

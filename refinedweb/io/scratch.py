@@ -5,8 +5,9 @@ A task's spool (or an S3 object's local copy) lives in the system temp folder wh
 the task ends, however it ends, except after kill -9 (of its worker or of the whole run), when nothing is left to
 remove it. So its name carries the host and the process that made it,
 `refinedweb-<what>-<host>-<pid>.<start>-<random>[.tmp]` (`<start>`: the process's start time, so a reused pid is
-told apart), and a process's first scratch folder or file first removes those of this host whose process is gone. Another host's folders (a temp folder shared by containers) are never touched; containers
-sharing one temp folder under one host name but not their process ids are not supported.
+told apart), and a process's first scratch folder or file first removes those of this host whose process is gone.
+Another host's folders (a temp folder shared by containers) are never touched; containers sharing one temp folder
+under one host name but not their process ids are not supported.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tempfile
 PREFIX = "refinedweb-"
 _NAME = re.compile(r"refinedweb-(?P<what>[a-z]+)-(?P<host>.+)-(?P<pid>\d+)\.(?P<start>\d+)-[A-Za-z0-9_]+(\.tmp)?")
 _swept = False
+_prefixes: dict[int, str] = {}      # pid -> "<host>-<pid>.<start>-": a forked child gets its own
 
 
 def host() -> str:
@@ -75,13 +77,21 @@ def sweep(root: str | None = None) -> list[str]:
     return removed
 
 
-def _prefix(what: str) -> str:
+def sweep_once() -> None:
+    """`sweep()` the system temp folder, once per process (the CLI at start, a worker before its first spool)."""
     global _swept
     if not _swept:
         _swept = True
         sweep()
+
+
+def _prefix(what: str) -> str:
+    sweep_once()
     pid = os.getpid()
-    return f"{PREFIX}{what}-{host()}-{pid}.{start_time(pid) or 0}-"
+    whose = _prefixes.get(pid)
+    if whose is None:
+        whose = _prefixes[pid] = f"{host()}-{pid}.{start_time(pid) or 0}-"
+    return f"{PREFIX}{what}-{whose}"
 
 
 def scratch_folder(what: str) -> str:
