@@ -239,6 +239,99 @@ def test_a_data_table_is_one_line_per_row_without_markup(paper_config):
     assert "Ann" not in text and len(text.splitlines()) == 2
 
 
+def _flatten_tables_cell_by_cell(body) -> None:
+    """flatten_tables as first written: the kind of a row from every cell, then each cell serialized."""
+    from lxml import etree
+
+    from refinedweb.stages.extract import _BLOCKS
+
+    for row in reversed(list(body.iter("row"))):
+        cells = row.findall("cell")
+        tail = row.tail
+        if any(child.tag in _BLOCKS for cell in cells for child in cell):
+            former = list(row)
+            for cell in cells:
+                if cell.text and cell.text.strip():
+                    etree.SubElement(row, "p").text = cell.text
+                for child in list(cell):
+                    child_tail, child.tail = child.tail, None
+                    row.append(child)
+                    if child_tail and child_tail.strip():
+                        etree.SubElement(row, "p").text = child_tail
+            for child in former:
+                row.remove(child)
+            row.text = None
+            row.attrib.clear()
+        else:
+            texts = (" ".join(etree.tostring(cell, method="text", encoding=str, with_tail=False).split())
+                     for cell in cells)
+            line = "\t".join(t for t in texts if t)
+            row.clear()
+            if line:
+                etree.SubElement(row, "p").text = line
+        row.tag = "div"
+        row.tail = tail
+    for table in body.iter("table"):
+        table.tag = "div"
+
+
+def test_flatten_tables_gives_what_serializing_every_cell_gives():
+    """2,000 random tables (text, empty and whitespace cells, inline and block children, comments, tails, nested
+    tables, rows outside tables) flattened as they were cell by cell and with the one-pass version."""
+    import copy
+    import random
+
+    from lxml import etree
+
+    from refinedweb.stages.extract import flatten_tables
+
+    rng = random.Random(7)
+    words = ["", " ", "\n\t", "a", "b c", "  d\te  ", "&amp;", "ü"]
+
+    def text():
+        return rng.choice(words) if rng.random() < 0.7 else None
+
+    def cell_content(cell, depth):
+        cell.text = text()
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            kind = rng.choice(["hi", "ref", "p", "list", "comment", "table", "span"])
+            if kind == "comment":
+                child = etree.Comment(rng.choice(["x", " y "]))
+                cell.append(child)
+            elif kind == "table" and depth < 2:
+                child = etree.SubElement(cell, "table")
+                table(child, depth + 1)
+            else:
+                child = etree.SubElement(cell, kind)
+                child.text = text()
+                if rng.random() < 0.3:
+                    etree.SubElement(child, "hi").text = text()
+            child.tail = text()
+
+    def table(parent, depth):
+        for _ in range(rng.randint(0, 4)):
+            row = etree.SubElement(parent, "row", rend="x") if rng.random() < 0.2 else etree.SubElement(parent, "row")
+            row.text, row.tail = text(), text()
+            for _ in range(rng.randint(0, 4)):
+                if rng.random() < 0.1:
+                    etree.SubElement(row, "head").text = text()
+                else:
+                    cell_content(etree.SubElement(row, "cell"), depth)
+
+    for _ in range(2000):
+        body = etree.Element("body")
+        for _ in range(rng.randint(1, 3)):
+            if rng.random() < 0.2:
+                table(body, 1)                          # rows without their table
+            else:
+                table(etree.SubElement(body, "table"), 0)
+            etree.SubElement(body, "p").text = text()
+        expected = copy.deepcopy(body)
+        _flatten_tables_cell_by_cell(expected)
+        flatten_tables(body)
+        assert etree.tostring(body) == etree.tostring(expected)
+
+
 def test_real_table_layout_pages_keep_their_lines(extractor):
     """2008 pages laid out in tables (the cases named in the issue): trafilatura 2.x alone writes the first as
     one 1,600-word line and starts the second with `| March 2 | Next | …` on the article's line."""
