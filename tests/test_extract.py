@@ -531,7 +531,7 @@ def test_tree_cleaning_and_text_content_as_stock():
     """extraction_shortcuts' `tree_cleaning` (a tag walked only when present) gives stock's tree, in precision, recall
     and without tables, with images, with a cleaned list holding an odd name, and where stock's walk ends early (a
     deleted element holding another of its tag); `TextContentElement.text_content()` is stock's string for every
-    element of real pages."""
+    element of real pages, and its `xpath(SANITIZED_XPATH)` libxml2's node-set, in order, from every element."""
     from copy import deepcopy
 
     import trafilatura.htmlprocessing as hp
@@ -548,13 +548,24 @@ def test_tree_cleaning_and_text_content_as_stock():
                                                ("scrapinghub_aeb", "trafilatura_eval"), count=15)
     settings = [Options(precision=True, comments=False), Options(recall=True), Options(tables=False),
                 Options(images=True)]
-    elements = 0
-    for html_text in pages:
+    import trafilatura.external as external
+
+    sanitized = external.SANITIZED_XPATH
+    assert sc.TextContentElement.union[0] is sanitized and len(sc.TextContentElement.union[1]) == 20
+    stock_sanitized = etree.XPath(sanitized)
+    nested = ("<html><body><div><nav><aside>a<svg><time>t</time></svg></aside></nav><p>x<label>l</label></p>"
+              "<figure><footer><input></footer></figure></div><noscript>n</noscript></body></html>")
+    elements = found = 0
+    for html_text in (nested, *pages):
         tree = load_html(html_text)
         assert isinstance(tree, sc.TextContentElement)
         for el in tree.iter(etree.Element):
             elements += 1
             assert el.text_content() == html.HtmlElement.text_content(el) and type(el.text_content()) is str
+            got = el.xpath(sanitized)
+            assert got == stock_sanitized(el)
+            found += len(got)
+        assert tree.xpath(".//p") == stock_sanitized.__class__(".//p")(tree)       # any other path: stock's
         for options in settings:
             expected = etree.tostring(sc.stock["tree_cleaning"](deepcopy(tree), options))
             assert etree.tostring(sc.tree_cleaning(deepcopy(tree), options)) == expected
@@ -567,7 +578,8 @@ def test_tree_cleaning_and_text_content_as_stock():
             sc.stock["tree_cleaning"](deepcopy(case), settings[0]))
     finally:
         hp.MANUALLY_CLEANED.remove("P")
-    assert len(pages) >= 60 and elements >= 20_000
+    assert len(pages) >= 60 and elements >= 20_000 and found >= 1_000
+    assert sc.descendant_tags(".//a|.//b") == ("a", "b") and sc.descendant_tags(".//a|.//b[1]") is None
 
 
 _JUSTEXT_CASES = (
