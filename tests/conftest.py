@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,8 +12,11 @@ import pytest
 # embedded unless a test starts its own cluster and says so.
 for _name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
     os.environ.pop(_name, None)
-# Caches the pipeline writes (hashed blocklists) go to a folder of this session, not the developer's home.
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="refinedweb-tests-cache-")
+# Caches the pipeline writes (hashed blocklists) go to a folder of this session, not the developer's home, removed
+# when the process ends (each left ~14 MB in /tmp before).
+_CACHE = tempfile.mkdtemp(prefix="refinedweb-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
