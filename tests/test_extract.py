@@ -463,10 +463,13 @@ def test_readability_is_skipped_only_where_it_cannot_win():
 
 
 def test_readability_scores_and_output_as_stock_readability():
-    """extraction_shortcuts' `score_paragraphs` (each link's length computed once): the same candidates with the same
-    float scores as stock, and the same `summary()`, on real pages whose candidates share links."""
+    """extraction_shortcuts' `score_paragraphs` (each link's length computed once) and `remove_unlikely_candidates`
+    (its verdict looked up by class and id): the same tree after the removal, the same candidates with the same float
+    scores as stock, and the same `summary()`, on real pages whose candidates share links and on a crafted page of
+    the removal's edge cases (empty and one-letter attributes, html/body, a dropped element inside a dropped one)."""
     from copy import deepcopy
 
+    from lxml import etree
     from trafilatura.readability_lxml import Document
     from trafilatura.utils import load_html
 
@@ -475,11 +478,23 @@ def test_readability_scores_and_output_as_stock_readability():
 
     speed_up_trafilatura()
     assert sc.install() and Document.score_paragraphs is sc.score_paragraphs
-    pages = real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz"),
-                       ("scrapinghub_aeb", "trafilatura_eval"), count=25)
-    shared_links = 0
+    assert Document.remove_unlikely_candidates is sc.remove_unlikely_candidates
+    crafted = ("<html class='footer'><body id='sidebar'><div class=''>a<p id='x'>one letter</p></div>"
+               "<div class='menu'><p class='comment'>inner</p>tail</div><div class='menu' id='main'>kept</div>"
+               "<div id='menu'><div class='MENU Footer'>upper</div></div><div class='comment' id=''>c</div>"
+               "<span class='x' id='y'>two</span><p>" + "body text, " * 20 + "</p></body></html>")
+    pages = [crafted, *real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz"),
+                                  ("scrapinghub_aeb", "trafilatura_eval"), count=25)]
+    shared_links = removed = 0
     for html in pages:
         tree = load_html(html)
+        after_removal = []
+        for method in (sc.stock["remove_unlikely_candidates"], sc.remove_unlikely_candidates):
+            doc = Document(deepcopy(tree), min_text_length=25)
+            method(doc)
+            after_removal.append(etree.tostring(doc.doc, encoding=str))
+        assert after_removal[0] == after_removal[1]
+        removed += after_removal[0] != etree.tostring(tree, encoding=str)
         scores = []
         for method in (sc.stock["score_paragraphs"], sc.score_paragraphs):
             doc = Document(deepcopy(tree), min_text_length=25)
@@ -492,11 +507,13 @@ def test_readability_scores_and_output_as_stock_readability():
         assert scores[0] == scores[1]
         ours = Document(deepcopy(tree), min_text_length=25).summary()
         Document.score_paragraphs = sc.stock["score_paragraphs"]
+        Document.remove_unlikely_candidates = sc.stock["remove_unlikely_candidates"]
         try:
             assert Document(deepcopy(tree), min_text_length=25).summary() == ours
         finally:
             Document.score_paragraphs = sc.score_paragraphs
-    assert len(pages) >= 90 and shared_links >= 1000, shared_links
+            Document.remove_unlikely_candidates = sc.remove_unlikely_candidates
+    assert len(pages) >= 90 and shared_links >= 1000 and removed >= 30, (shared_links, removed)
 
 
 def test_invalid_xml_characters_are_found_as_the_regex_finds_them():

@@ -278,11 +278,14 @@ def score_paragraphs(self) -> dict:
         parent_node = elem.getparent()
         if parent_node is None:
             continue
-        grand_parent_node = parent_node.getparent()
-        elem_text = trim(elem.text_content())
+        elem_text = elem.text_content()
+        if len(elem_text) < self.min_text_length:            # trim never lengthens: too short either way
+            continue
+        elem_text = trim(elem_text)
         elem_text_len = len(elem_text)
         if elem_text_len < self.min_text_length:
             continue
+        grand_parent_node = parent_node.getparent()
         for node in (parent_node, grand_parent_node):
             if node is not None and node not in candidates:
                 candidates[node] = self.score_node(node)
@@ -301,6 +304,26 @@ def score_paragraphs(self) -> dict:
             link_length += length
         candidate.score *= 1 - link_length / total_length
     return candidates
+
+
+def remove_unlikely_candidates(self) -> None:
+    """readability's `Document.remove_unlikely_candidates` with its verdict looked up by the (class, id) pair: an
+    element with neither is passed over before its attribute string is built (stock joins one for every element)."""
+    from trafilatura.readability_lxml import FRAME_TAGS, REGEXES
+
+    unlikely, maybe = REGEXES["unlikelyCandidatesRe"], REGEXES["okMaybeItsACandidateRe"]
+    verdicts: dict = {}
+    for elem in self.doc.findall(".//*"):
+        cls, ident = elem.get("class"), elem.get("id")
+        if cls is None and ident is None:
+            continue
+        verdict = verdicts.get((cls, ident))
+        if verdict is None:
+            attrs = " ".join(filter(None, (cls, ident)))
+            low = attrs.lower()
+            verdict = verdicts[(cls, ident)] = len(attrs) >= 2 and bool(unlikely.search(low)) and not maybe.search(low)
+        if verdict and elem.tag not in FRAME_TAGS:
+            elem.drop_tree()
 
 
 _DESCENDANTS = re.compile(r"\.//([a-z]+)")
@@ -323,6 +346,9 @@ class TextContentElement(HtmlElement):
     union: tuple[str | None, tuple[str, ...]] = (None, ())     # (that XPath, its tags), set by install()
 
     def text_content(self) -> str:
+        if not len(self):               # no children (most links and cells): the text node is the whole text
+            text = self.text
+            return "" if text is None else text
         return etree.tostring(self, method="text", encoding=str, with_tail=False)
 
     def xpath(self, _path, **kwargs):
@@ -422,9 +448,11 @@ def install() -> bool:
 
     external.try_readability = try_readability
     external.prune_unwanted_nodes = prune_for_readability
-    stock.update(score_paragraphs=readability_lxml.Document.score_paragraphs, tree_cleaning=core.tree_cleaning)
+    stock.update(score_paragraphs=readability_lxml.Document.score_paragraphs, tree_cleaning=core.tree_cleaning,
+                 remove_unlikely_candidates=readability_lxml.Document.remove_unlikely_candidates)
     core.tree_cleaning = external.tree_cleaning = tree_cleaning
     readability_lxml.Document.score_paragraphs = score_paragraphs
+    readability_lxml.Document.remove_unlikely_candidates = remove_unlikely_candidates
     if utils.INVALID_XML_CHARS.pattern == INVALID_XML_PATTERN:
         utils.INVALID_XML_CHARS = Prescreened(utils.INVALID_XML_CHARS)
     external.try_justext = partial(faster_try_justext, stock_try_justext=stock["try_justext"])
