@@ -14,10 +14,11 @@
   nothing reads (each paragraph's XPath); each paragraph's text is built once instead of at every test of
   `classify_paragraphs`, whose tests run as a copy given the all-languages stoplist as the frozenset jusText makes
   of it, made once (its `lru_cache` hashed the 154k-word tuple on every call, ~3 ms).
-* The same work, cheaper: readability's link lengths computed once per link (`score_paragraphs`); the
-  invalid-XML-character regex run only on a page holding one (`Prescreened`); a cleaned tag walked only when
-  present (`tree_cleaning`); `text_content()` read from libxml2's text serialization and the
-  sanitized-tags test from one walk (`TextContentElement`).
+* The same work, cheaper: readability's link lengths computed once per link (`score_paragraphs`) and its removal
+  verdicts looked up by class and id (`remove_unlikely_candidates`); the invalid-XML-character regex run only on a
+  page holding one (`Prescreened`); a cleaned tag walked only when present (`tree_cleaning`); `text_content()` read
+  as the text of an element without children, else from libxml2's text serialization, and the sanitized-tags test
+  from one walk (`TextContentElement`).
 
 Installed only on the trafilatura and jusText whose functions these arguments were made for (their source hashes),
 the lxml whose saxify the walk copies, and the libxml2 whose HTML parser they were checked with (which elements it
@@ -338,7 +339,8 @@ def descendant_tags(path: str) -> tuple[str, ...] | None:
 
 class TextContentElement(HtmlElement):
     """The element class of trafilatura's parser: `text_content()` as libxml2's text serialization (the same
-    `xmlNodeGetContent` the stock XPath `string()` reads, ~1.5 us a call less: ~800 calls a page), as a plain str.
+    `xmlNodeGetContent` the stock XPath `string()` reads, ~1.5 us a call less: ~800 calls a page), as a plain str,
+    and as `.text` for an element without children (most links and cells), with no serialization at all.
     The union of `.//tag` XPaths that `compare_extraction` asks of readability's output (`SANITIZED_XPATH`: libxml2
     walks the tree once per tag, then sorts; 70 ms on a 35,000-element output) is the same elements in the same
     document order from one walk."""
