@@ -134,3 +134,46 @@ def test_a_file_that_fails_midway_leaves_no_shards_and_no_marker(tmp_path, monke
     assert not list((tmp_path / "filtered").rglob("*.parquet"))
     assert not list((tmp_path / "filtered").rglob("*.json"))
     assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_task_freezes_what_was_alive_before_it_and_only_while_it_runs(tmp_path):
+    """settled_heap (around every filter task in a worker): what was alive before the task is frozen out of the
+    collector's full collections while the task runs, the task's own garbage cycles are collected as before,
+    and after the task (even one that fails) everything is collectable again, so nothing frozen leaks."""
+    import gc
+    import weakref
+
+    import pytest
+
+    from refinedweb.runtime.ray_runner import settled_heap
+
+    class Node:
+        pass
+
+    def cycle():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return a
+
+    assert gc.get_freeze_count() == 0
+    before = cycle()                                   # alive when the task starts, dropped during it
+    before_ref = weakref.ref(before)
+    with settled_heap():
+        assert gc.get_freeze_count() > 0
+        del before
+        made = cycle()                                 # the task's own cycle
+        made_ref = weakref.ref(made)
+        del made
+        gc.collect()
+        assert made_ref() is None                      # collected during the task
+        assert before_ref() is not None                # frozen: left for after the task
+        cfg, result = _run(tmp_path, SAMPLES / "dolma_sample-0000.warc.gz")
+        _assert_reconciled(result)
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert before_ref() is None                        # collectable again after the task
+
+    with pytest.raises(RuntimeError):
+        with settled_heap():
+            raise RuntimeError("a failing task")
+    assert gc.get_freeze_count() == 0

@@ -10,6 +10,7 @@ numpy arrays are shared read-only by all workers of a node instead of being load
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -62,11 +63,27 @@ def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist, kind: st
     """One input file: the filter pass over a WARC, or (`documents`) document stages over a Parquet file."""
     die_with_parent()
     stages = _stages_for(cfg, blocklist)
-    if kind == "documents":
-        from .documents_pass import documents_file
+    with settled_heap():
+        if kind == "documents":
+            from .documents_pass import documents_file
 
-        return _with_peak_rss(documents_file(uri, cfg, output, stages, folder))
-    return _with_peak_rss(filter_file(uri, cfg, output, stages))
+            return _with_peak_rss(documents_file(uri, cfg, output, stages, folder))
+        return _with_peak_rss(filter_file(uri, cfg, output, stages))
+
+
+@contextmanager
+def settled_heap():
+    """A task's documents with what was alive before them (Ray's modules, the models, the stages) frozen out of
+    the collector's sight: a Ray worker starts a filter task holding ~93k objects the collector tracks, and each
+    of its full collections (~one per 50 documents) walked them all, 4% of the task (1.34 of 32.3 s on 1,500
+    records of the big-page mix; 0.18 s frozen). Collected first, so nothing frozen is garbage; unfrozen after,
+    so what dies later is collected at the next task's start. What a task creates is collected as before."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _with_peak_rss(result: Any) -> Any:
