@@ -75,9 +75,10 @@ def _filter_task(uri: str, cfg: dict[str, Any], output: str, blocklist, kind: st
 def settled_heap():
     """A task's documents with what was alive before them (Ray's modules, the models, the stages) frozen out of
     the collector's sight: a Ray worker starts a filter task holding ~93k objects the collector tracks, and each
-    of its full collections (~one per 50 documents) walked them all, 4% of the task (1.34 of 32.3 s on 1,500
-    records of the big-page mix; 0.18 s frozen). Collected first, so nothing frozen is garbage; unfrozen after,
-    so what dies later is collected at the next task's start. What a task creates is collected as before."""
+    of its full collections (one per ~50-60 records of the big-page mix) walked them all: 5.4 s of 6,000 such
+    records (0.7 s frozen), and the task 9-14% shorter end to end (docs/benchmarks.md, series seven). Collected
+    first, so nothing frozen is garbage; unfrozen after, so what was frozen and has died since is collected as
+    usual. What a task creates is collected as before."""
     gc.collect()
     gc.freeze()
     try:
