@@ -1,8 +1,11 @@
 """The per-file filter pass without Ray: accounting, partitioning, dropped output, fault isolation."""
 
+import gc
 import json
+import weakref
 
 import pyarrow.dataset as ds
+import pytest
 
 from refinedweb.config import load_config
 from refinedweb.runtime.filter_pass import Pipeline, filter_file, shard_prefix
@@ -140,11 +143,6 @@ def test_a_task_freezes_what_was_alive_before_it_and_only_while_it_runs(tmp_path
     """settled_heap (around every filter task in a worker): what was alive before the task is frozen out of the
     collector's full collections while the task runs, the task's own garbage cycles are collected as before,
     and after the task (even one that fails) everything is collectable again, so nothing frozen leaks."""
-    import gc
-    import weakref
-
-    import pytest
-
     from refinedweb.runtime.ray_runner import settled_heap
 
     class Node:
@@ -167,7 +165,7 @@ def test_a_task_freezes_what_was_alive_before_it_and_only_while_it_runs(tmp_path
         gc.collect()
         assert made_ref() is None                      # collected during the task
         assert before_ref() is not None                # frozen: left for after the task
-        cfg, result = _run(tmp_path, SAMPLES / "dolma_sample-0000.warc.gz")
+        _, result = _run(tmp_path, SAMPLES / "dolma_sample-0000.warc.gz")
         _assert_reconciled(result)
     assert gc.get_freeze_count() == 0
     gc.collect()
