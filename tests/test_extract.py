@@ -194,6 +194,9 @@ def test_nesting_bound_sums_tag_events_as_a_walk_over_every_byte_would():
     assert len(checked) > 1_450
     for html in checked:
         assert nesting_bound(html) == every_byte(html), html[:200]
+    # a long page is not counted first: with few "<" it gets the walk's number, never above their count
+    for html in ["x" * 120_000 + "<div>" * 700 + "</div>" * 700, "<p>" * 900 + "y" * 150_000]:
+        assert nesting_bound(html) == every_byte(html) <= html.count("<") <= 1_400
 
 
 def test_nesting_bound_is_an_upper_bound_and_deep_pages_are_too_deep():
