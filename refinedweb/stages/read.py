@@ -164,8 +164,9 @@ def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
             record = next(records)
         except StopIteration:
             return
-        except ArchiveLoadFailed as exc:
-            # a record that does not parse (e.g. a Content-Length that lies): the rest cannot be framed
+        except (ArchiveLoadFailed, AttributeError, TypeError) as exc:
+            # a record that does not parse (e.g. a Content-Length that lies; warcio raises AttributeError on a response
+            # whose header block lacks WARC-Target-URI, as a file cut inside it does): the rest cannot be framed
             yield Skip("malformed_input", counts_as_record=False, detail=reason_detail(exc))
             return
         except (EOFError, zlib.error, OSError, ValueError) as exc:
