@@ -73,7 +73,8 @@ def build(folder: Path) -> dict[str, dict]:
 
     # 1. a gzip stream cut in the middle of a member: the records before the cut are read
     whole = gz_members([good(f"https://example.org/cut/{i}") for i in range(6)])
-    write("truncated.warc.gz", whole[: int(len(whole) * 0.6)], records=4, kept=3, notes={"truncated_record": 1})
+    write("truncated.warc.gz", whole[: int(len(whole) * 0.6)], records=4, kept=3,
+          notes={"truncated_record": 1, "truncated_input": 1})
 
     # 2. Content-Length lies: too small in the middle (the rest of the block looks like garbage to the
     # parser), too large at the end (the record runs past the end of the file)

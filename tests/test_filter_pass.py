@@ -46,7 +46,7 @@ def test_every_shared_warc_is_accounted_for(tmp_path):
         if info and not info.get("error") and path.name.endswith(".warc.gz"):
             assert result["records"] == sum(info["types"].values()), path.name
     _, clipped = _run(tmp_path / "clipped", folder / "resiliparse_clipped.warc.gz")
-    assert clipped["notes"] == {"truncated_record": 1} and clipped["records"] == 1
+    assert clipped["notes"] == {"truncated_record": 1, "truncated_input": 1} and clipped["records"] == 1
 
 
 def test_partition_by_language(tmp_path):

@@ -156,6 +156,7 @@ def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
     try:
         iterator = ArchiveIterator(stream, arc2warc=True, check_digests=False)
         records = iter(iterator)
+        cut = _watch_for_cut(iterator.reader)
     except ArchiveLoadFailed:
         yield Skip("truncated_input", counts_as_record=False)
         return
@@ -163,6 +164,8 @@ def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
         try:
             record = next(records)
         except StopIteration:
+            if cut["inside_member"]:
+                yield Skip("truncated_input", counts_as_record=False, detail="the file ends inside a gzip member")
             return
         except (ArchiveLoadFailed, AttributeError, TypeError) as exc:
             # a record that does not parse (e.g. a Content-Length that lies; warcio raises AttributeError on a response
@@ -180,6 +183,21 @@ def iter_pages(stream: BinaryIO, cfg: ReadConfig) -> Iterator[Page | Skip]:
             yield Skip("bad_record", _record_id(record), detail=reason_detail(exc))
             continue
         yield item
+
+
+def _watch_for_cut(reader) -> dict:
+    """warcio ends quietly when a gzip file stops inside a member (in a body, a header block, or between the
+    records of a member): note whether its last decompressor had reached the member's end when it is closed."""
+    cut = {"inside_member": False}
+    close = reader.close_decompressor
+
+    def close_decompressor():
+        decompressor = reader.decompressor
+        cut["inside_member"] = decompressor is not None and not decompressor.eof
+        close()
+
+    reader.close_decompressor = close_decompressor
+    return cut
 
 
 def _record_id(record) -> str:
