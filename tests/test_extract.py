@@ -519,6 +519,53 @@ def test_readability_scores_and_output_as_stock_readability():
     assert len(pages) >= 90 and shared_links >= 1000 and removed >= 30, (shared_links, removed)
 
 
+def test_link_density_test_decides_as_stock_on_every_element():
+    """extraction_shortcuts' `link_density_test` (the trimmed text length read only as far as the tests need it):
+    the same (result, short_with_links) as stock for every element of the tags trafilatura tests, in both precision
+    settings, on real pages after trafilatura's cleaning and conversion, and on crafted elements at its edges
+    (whitespace-heavy text a prefix cannot bound, long single links, link farms at the ratio's rounding)."""
+    from copy import deepcopy
+
+    from lxml import etree
+    from trafilatura.htmlprocessing import convert_tags
+    from trafilatura.settings import Extractor as Options
+    from trafilatura.utils import load_html
+
+    from refinedweb.stages import extraction_shortcuts as sc
+    from refinedweb.stages.extract import speed_up_trafilatura
+    from refinedweb.stages.extraction_shortcuts import tree_cleaning
+
+    speed_up_trafilatura()
+    import trafilatura.htmlprocessing as hp
+
+    assert sc.install() and hp.link_density_test is sc.link_density_test
+    stock = sc.stock["link_density_test"]
+    space = " \n\t " * 200
+    crafted = ["<html><body>"
+               f"<div><p>{space}x{space}<ref>a link</ref> y</p></div>"
+               + "".join(f"<div>{'w ' * n}" + "<ref>123456789</ref>" * 5 + "</div>" for n in range(0, 40))
+               + "<div><ref>" + "long link text " * 12 + "</ref>" + "z" * k + "</div>" * 1
+               + "".join(f"<list><item><ref>{'l' * m}</ref></item>{'t ' * m}</list>" for m in (5, 50, 150, 400))
+               + "".join(f"<div><ref>{'word ' * w}</ref>{space * 2}x</div>" for w in (30, 200, 400))
+               + "</body></html>" for k in (0, 20, 200, 2000)]
+    pages = [*crafted, *real_pages(("cc2008_arc2warc_1213893279526_0.warc.gz", "dolma_sample-0000.warc.gz",
+                                    "warc2zim_cc.warc.gz"), ("scrapinghub_aeb", "trafilatura_eval"), count=40)]
+    tested = differing_lengths = 0
+    for precision in (True, False):
+        options = Options(precision=precision, tables=True)
+        for html in pages:
+            tree = load_html(html)
+            if tree is None:
+                continue
+            tree = convert_tags(tree_cleaning(deepcopy(tree), options), options)
+            for elem in tree.iter("div", "list", "p", "head", "table", "item"):
+                ours, theirs = sc.link_density_test(elem, precision), stock(elem, precision)
+                assert ours == theirs, (etree.tostring(elem)[:300], ours, theirs)
+                tested += 1
+                differing_lengths += len(elem.text_content()) > 2 * len(" ".join(elem.text_content().split()))
+    assert tested > 20_000 and differing_lengths > 100, (tested, differing_lengths)
+
+
 def test_invalid_xml_characters_are_found_as_the_regex_finds_them():
     """extraction_shortcuts' `Prescreened`: the characters it looks for are exactly those trafilatura's regex deletes
     (every code point tried), and its `sub` gives the regex's result with and without them."""

@@ -16,7 +16,8 @@
   of it, made once (its `lru_cache` hashed the 154k-word tuple on every call, ~3 ms).
 * The same work, cheaper: readability's link lengths computed once per link (`score_paragraphs`) and its removal
   verdicts looked up by class and id (`remove_unlikely_candidates`); the invalid-XML-character regex run only on a
-  page holding one (`Prescreened`); a cleaned tag walked only when present (`tree_cleaning`); `text_content()` read
+  page holding one (`Prescreened`); a cleaned tag walked only when present (`tree_cleaning`); an element's trimmed
+  text length in the link-density test read only as far as its comparisons need (`link_density_test`); `text_content()` read
   as the text of an element without children, else from libxml2's text serialization, and the sanitized-tags test
   from one walk (`TextContentElement`).
 
@@ -42,7 +43,9 @@ from justext.paragraph import Paragraph
 from justext.utils import normalize_whitespace
 from lxml import etree
 from lxml.html import HtmlElement
-from trafilatura.utils import trim
+from trafilatura.htmlprocessing import LOGGER as LINK_LOGGER
+from trafilatura.htmlprocessing import collect_link_info, is_paragraph_listing
+from trafilatura.utils import LINK_FARM_RATIO, trim
 
 # source sha256 (first 16 hex) of every function the reasoning above reads: trafilatura 2.3.1, jusText 3.0.2, lxml 6
 PINNED = {
@@ -56,6 +59,7 @@ PINNED = {
     "readability_lxml.text_length": "74f7faf7008b34b4",
     "utils.repair_faulty_html": "7e68c7a3cb24910c",
     "htmlprocessing.tree_cleaning": "828e83a7393082de",
+    "htmlprocessing.link_density_test": "0b3d71f252bf1963",
     "utils.trim": "b82ffd884c0dc230",
     "utils.fromstring_bytes": "c5ee8713366ea137",
     "external.try_justext": "6f0fa6cffc365def",
@@ -307,6 +311,58 @@ def score_paragraphs(self) -> dict:
     return candidates
 
 
+_EXACT_BELOW = 2_000     # a text shorter than this is trimmed at once, as stock does: no bound would save much
+
+
+def link_density_test(element, favor_precision: bool = False) -> tuple[bool, bool]:
+    """trafilatura's `link_density_test` reading the trimmed length of a long text only as far as its tests need it:
+    stock trims the whole text of every element holding a link (nested divs: the page's text again at each level)
+    but compares its length only with a link's length, `limitlen` (30-300) or the links' length. The trimmed length
+    lies between that of any prefix and the untrimmed length (`trim` joins the words with one space and never
+    lengthens; rounding keeps that order once multiplied by a ratio), so a bound decides a test the way the exact
+    length would; the exact length is taken otherwise."""
+    links_xpath = element.findall(".//ref")
+    if not links_xpath:
+        return False, False
+    if element.find(".//graphic") is not None:
+        return False, False
+    raw = element.text_content()
+    elemlen = len(trim(raw)) if len(raw) < _EXACT_BELOW else None      # None: only bounded so far
+    if len(links_xpath) == 1:
+        len_threshold = 10 if favor_precision else 100
+        link_len = len(trim(links_xpath[0].text_content()))
+        if link_len > len_threshold:
+            if elemlen is None and link_len <= len(raw) * 0.9:
+                elemlen = len(trim(raw))
+            if link_len > (len(raw) if elemlen is None else elemlen) * 0.9:
+                return True, False
+    if element.tag == "p":
+        limitlen = 60 if element.getnext() is None else 30
+    elif element.getnext() is None:
+        limitlen = 300
+    else:
+        limitlen = 100
+    if elemlen is None and len(trim(raw[: 2 * limitlen + 64])) < limitlen:
+        elemlen = len(trim(raw))
+    if elemlen is not None and elemlen < limitlen:
+        linklen, elemnum, shortelems, _ = collect_link_info(links_xpath)
+        if elemnum == 0:
+            return True, False
+        LINK_LOGGER.debug("list link text/total: %s/%s – short elems/total: %s/%s", linklen, elemlen, shortelems,
+                          elemnum)
+        return linklen > elemlen * 0.8 or (elemnum > 1 and shortelems / elemnum > 0.8), True
+    if len(links_xpath) > 4:
+        linklen, elemnum, _, _ = collect_link_info(links_xpath)
+        if linklen < 100 * elemnum and not is_paragraph_listing(links_xpath):
+            if elemlen is None and linklen <= len(raw) * LINK_FARM_RATIO:
+                if len(trim(raw[: 2 * int(linklen / LINK_FARM_RATIO) + 64])) * LINK_FARM_RATIO >= linklen:
+                    return False, False
+                elemlen = len(trim(raw))
+            if linklen > (len(raw) if elemlen is None else elemlen) * LINK_FARM_RATIO:
+                return True, False
+    return False, False
+
+
 def remove_unlikely_candidates(self) -> None:
     """readability's `Document.remove_unlikely_candidates` with its verdict looked up by the (class, id) pair: an
     element with neither is passed over before its attribute string is built (stock joins one for every element)."""
@@ -406,6 +462,7 @@ def install() -> bool:
     """Patch the pinned trafilatura in place (once); False, and nothing patched, on any other version."""
     import trafilatura.core as core
     import trafilatura.external as external
+    import trafilatura.htmlprocessing as htmlprocessing
     import trafilatura.readability_lxml as readability_lxml
     import trafilatura.utils as utils
 
@@ -453,6 +510,8 @@ def install() -> bool:
     stock.update(score_paragraphs=readability_lxml.Document.score_paragraphs, tree_cleaning=core.tree_cleaning,
                  remove_unlikely_candidates=readability_lxml.Document.remove_unlikely_candidates)
     core.tree_cleaning = external.tree_cleaning = tree_cleaning
+    stock["link_density_test"] = htmlprocessing.link_density_test
+    htmlprocessing.link_density_test = link_density_test     # its one caller, delete_by_link_density, reads it here
     readability_lxml.Document.score_paragraphs = score_paragraphs
     readability_lxml.Document.remove_unlikely_candidates = remove_unlikely_candidates
     if utils.INVALID_XML_CHARS.pattern == INVALID_XML_PATTERN:
