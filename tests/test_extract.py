@@ -544,7 +544,7 @@ def test_link_density_test_decides_as_stock_on_every_element():
     crafted = ["<html><body>"
                f"<div><p>{space}x{space}<ref>a link</ref> y</p></div>"
                + "".join(f"<div>{'w ' * n}" + "<ref>123456789</ref>" * 5 + "</div>" for n in range(0, 40))
-               + "<div><ref>" + "long link text " * 12 + "</ref>" + "z" * k + "</div>" * 1
+               + "<div><ref>" + "long link text " * 12 + "</ref>" + "z" * k + "</div>"
                + "".join(f"<list><item><ref>{'l' * m}</ref></item>{'t ' * m}</list>" for m in (5, 50, 150, 400))
                + "".join(f"<div><ref>{'word ' * w}</ref>{space * 2}x</div>" for w in (30, 200, 400))
                + "</body></html>" for k in (0, 20, 200, 2000)]
